@@ -1,0 +1,1 @@
+"""Wire schemas shared by the server and its clients."""

@@ -1,0 +1,90 @@
+"""A small synchronous client for torc's REST API.
+
+The transport is injectable (httpx.ASGITransport(app) in tests, a real socket otherwise).
+Error responses become the matching TorcError subclass, carrying the server's message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from torc.core.errors import TorcError, error_for_status
+
+DEFAULT_URL = "http://localhost:8080/torc-service/v1"
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text or response.reason_phrase
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if body.get("message"):
+            return str(body["message"])
+    return str(body)
+
+
+class TorcClient:
+    def __init__(self, url: str | None = None, transport: httpx.BaseTransport | None = None, timeout: float = 120.0,
+                 auth: tuple[str, str] | None = None):
+        self.url = (url or os.environ.get("TORC_API_URL") or DEFAULT_URL).rstrip("/")
+        self.http = httpx.Client(base_url=self.url, transport=transport, timeout=timeout, auth=auth)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> TorcClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self.http.request(method, path.lstrip("/"), params=clean, json=json)
+        except httpx.TransportError as exc:
+            raise TorcError(f"cannot reach the torc server at {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            raise error_for_status(response.status_code, _message(response))
+        return response.json() if response.content else None
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, json: Any = None, **params: Any) -> Any:
+        return self.request("POST", path, params=params, json=json if json is not None else {})
+
+    def put(self, path: str, json: Any = None, **params: Any) -> Any:
+        return self.request("PUT", path, params=params, json=json if json is not None else {})
+
+    def delete(self, path: str, **params: Any) -> Any:
+        return self.request("DELETE", path, params=params)
+
+    def iter_items(self, path: str, page_size: int = 10_000, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a paged listing, fetched page by page."""
+        offset = 0
+        while True:
+            page = self.get(path, offset=offset, limit=page_size, **params)
+            yield from page["items"]
+            if not page["has_more"] or not page["items"]:
+                return
+            offset += len(page["items"])
+
+    # A few named operations used across torc.
+    def ping(self) -> dict[str, Any]:
+        return self.get("ping")
+
+    def create_workflow(self, name: str, user: str | None = None, **fields: Any) -> dict[str, Any]:
+        user = user or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+        return self.post("workflows", {"name": name, "user": user, **fields})
+
+    def run_id(self, workflow_id: int) -> int:
+        return self.get(f"workflows/{workflow_id}/status")["run_id"]

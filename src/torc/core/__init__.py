@@ -1,0 +1,1 @@
+"""Pure domain logic: statuses, units, claim selection, errors. Standard library only."""

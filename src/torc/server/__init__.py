@@ -1,0 +1,1 @@
+"""HTTP only: the app factory, routes, error mapping and the SSE stream."""

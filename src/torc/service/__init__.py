@@ -1,0 +1,1 @@
+"""Use cases that own transactions: create, initialize, claim, complete, reset, cancel ..."""

@@ -1,0 +1,620 @@
+"""The job lifecycle on the server: initialize, claim, start, complete, retry, status changes,
+resets, cancellation cascade and change detection. Each use case is one transaction; events
+are published after it commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict, deque
+from typing import Any
+
+from torc.core.claim import GIB, SORT_METHODS, Candidate, Offer, pack
+from torc.core.errors import ConflictError, InvalidInputError, NotFoundError
+from torc.core.status import (
+    ACTIVE,
+    DONE,
+    FAILED_LIKE,
+    FINISHED,
+    RESETTABLE_FAILURES,
+    JobStatus,
+    check_completion,
+    check_status_change,
+)
+from torc.core.units import parse_duration_seconds
+from torc.service import actions
+from torc.service.common import now_iso, require_workflow, run_id_of
+from torc.service.context import Context
+from torc.service.events import Event, record_event
+from torc.service.jobs import _load_wire, job_to_wire, require_job
+from torc.service.relationships import in_clause, load_relationships
+from torc.service.unblock import Released, release_dependents
+from torc.storage.base import Connection
+from torc.storage.tables import RESULT, WORKFLOW_STATUS
+
+Values = dict[str, Any]
+S = JobStatus
+_DONE = in_clause(sorted(DONE))
+_CHUNK = 500
+
+
+def _severity(status: JobStatus) -> str:
+    if status in (S.FAILED, S.PENDING_FAILED):
+        return "error"
+    if status in (S.CANCELED, S.TERMINATED):
+        return "warning"
+    return "info"
+
+
+def _set_status(conn: Connection, ids: list[int], status: JobStatus, extra: str = "") -> None:
+    for start in range(0, len(ids), _CHUNK):
+        conn.execute(f"UPDATE job SET status = {int(status)}{extra} WHERE id IN {in_clause(ids[start:start + _CHUNK])}")
+
+
+def _check_run_id(conn: Connection, workflow_id: int, job_id: int, run_id: int) -> None:
+    current = run_id_of(conn, workflow_id)
+    if run_id != current:
+        raise InvalidInputError(
+            f"job {job_id}: run_id {run_id} does not match the workflow's current run_id {current}; "
+            "the workflow was restarted since this job was claimed"
+        )
+
+
+def _check_cycles(conn: Connection, workflow_id: int) -> None:
+    """Kahn's algorithm over all edges; report one cycle by job names."""
+    blockers: dict[int, list[int]] = defaultdict(list)
+    indegree: dict[int, int] = defaultdict(int)
+    ids = conn.column("SELECT id FROM job WHERE workflow_id = ?", (workflow_id,))
+    dependents: dict[int, list[int]] = defaultdict(list)
+    for row in conn.iterate("SELECT job_id, depends_on_job_id FROM job_depends_on WHERE workflow_id = ?", (workflow_id,)):
+        dependents[row["depends_on_job_id"]].append(row["job_id"])
+        blockers[row["job_id"]].append(row["depends_on_job_id"])
+        indegree[row["job_id"]] += 1
+    queue = deque(i for i in ids if indegree[i] == 0)
+    seen = 0
+    while queue:
+        node = queue.popleft()
+        seen += 1
+        for dep in dependents[node]:
+            indegree[dep] -= 1
+            if indegree[dep] == 0:
+                queue.append(dep)
+    if seen == len(ids):
+        return
+    # Walk blockers from any job left in the cycle remainder until a node repeats.
+    node = next(i for i in ids if indegree[i] > 0)
+    path: list[int] = []
+    position: dict[int, int] = {}
+    while node not in position:
+        position[node] = len(path)
+        path.append(node)
+        node = next(b for b in blockers[node] if indegree[b] > 0)
+    cycle = path[position[node]:] + [node]
+    names = dict((r["id"], r["name"]) for r in conn.iterate(
+        f"SELECT id, name FROM job WHERE id IN {in_clause(cycle)}"))
+    raise InvalidInputError("dependency cycle: " + " -> ".join(f"{names[i]} ({i})" for i in reversed(cycle)))
+
+
+def compute_input_hashes(conn: Connection, workflow_id: int, job_ids: list[int] | None = None) -> dict[int, str]:
+    """SHA-256 over a job's command and relationships and the contents of its input user data."""
+    rel = load_relationships(conn, workflow_id, job_ids)
+    data = {r["id"]: r["data"] for r in conn.iterate(
+        "SELECT id, data FROM user_data WHERE workflow_id = ?", (workflow_id,))}
+    sql = "SELECT id, command, invocation_script FROM job WHERE workflow_id = ?"
+    rows = conn.iterate(sql, (workflow_id,))
+    wanted = set(job_ids) if job_ids is not None else None
+    out = {}
+    for row in rows:
+        if wanted is not None and row["id"] not in wanted:
+            continue
+        r = rel.get(row["id"], {})
+        doc = {
+            "command": row["command"],
+            "invocation_script": row["invocation_script"],
+            "depends_on_job_ids": r.get("depends_on_job_ids", []),
+            "input_file_ids": r.get("input_file_ids", []),
+            "output_file_ids": r.get("output_file_ids", []),
+            "input_user_data_ids": r.get("input_user_data_ids", []),
+            "output_user_data_ids": r.get("output_user_data_ids", []),
+            "input_user_data_contents": [
+                {"id": u, "data": json.loads(data[u]) if data.get(u) else None} for u in r.get("input_user_data_ids", [])
+            ],
+        }
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        out[row["id"]] = hashlib.sha256(text.encode()).hexdigest()
+    return out
+
+
+# ---- initialize ---------------------------------------------------------------------------
+
+
+def initialize_jobs(ctx: Context, workflow_id: int, only_uninitialized: bool = False) -> Values:
+    """Derive file/user-data edges, then set every job to be (re)considered to blocked, ready
+    or canceled from the state of its blockers."""
+    with ctx.store.write() as conn:
+        require_workflow(conn, workflow_id)
+        for kind in ("file", "user_data"):
+            conn.execute(
+                f"INSERT INTO job_depends_on (job_id, depends_on_job_id, workflow_id)"
+                f" SELECT DISTINCT i.job_id, o.job_id, i.workflow_id FROM job_input_{kind} i"
+                f" JOIN job_output_{kind} o ON o.{kind}_id = i.{kind}_id"
+                f" WHERE i.workflow_id = ? AND i.job_id != o.job_id ON CONFLICT DO NOTHING",
+                (workflow_id,),
+            )
+        _check_cycles(conn, workflow_id)
+        U = int(S.UNINITIALIZED)
+        if only_uninitialized:
+            keep = in_clause([S.DISABLED, S.PENDING, S.RUNNING])
+            conn.execute(
+                "WITH RECURSIVE down(id) AS ("
+                f" SELECT id FROM job WHERE workflow_id = ? AND status = {U}"
+                " UNION SELECT d.job_id FROM job_depends_on d JOIN down ON d.depends_on_job_id = down.id)"
+                f" UPDATE job SET status = {U} WHERE id IN (SELECT id FROM down) AND status NOT IN {keep}",
+                (workflow_id,),
+            )
+        else:
+            conn.execute(f"UPDATE job SET status = {U} WHERE workflow_id = ? AND status IN (?, ?)",
+                         (workflow_id, int(S.BLOCKED), int(S.READY)))
+        candidates = conn.column(f"SELECT id FROM job WHERE workflow_id = ? AND status = {U}", (workflow_id,))
+        conn.execute(
+            f"UPDATE job SET status = {int(S.BLOCKED)} WHERE workflow_id = ? AND status = {U} AND EXISTS ("
+            " SELECT 1 FROM job_depends_on d JOIN job b ON b.id = d.depends_on_job_id"
+            f" WHERE d.job_id = job.id AND b.status NOT IN {_DONE})",
+            (workflow_id,),
+        )
+        doomed = conn.column(
+            f"SELECT id FROM job WHERE workflow_id = ? AND status = {U} AND cancel_on_blocking_job_failure = 1"
+            " AND EXISTS (SELECT 1 FROM job_depends_on d JOIN job b ON b.id = d.depends_on_job_id"
+            f" WHERE d.job_id = job.id AND b.status IN {in_clause(sorted(FAILED_LIKE))})",
+            (workflow_id,),
+        )
+        _set_status(conn, doomed, S.CANCELED)
+        released = release_dependents(conn, doomed) if doomed else Released()
+        conn.execute(f"UPDATE job SET status = {int(S.READY)}, unblocking_processed = 1"
+                     f" WHERE workflow_id = ? AND status = {U}", (workflow_id,))
+        conn.execute(
+            f"DELETE FROM workflow_result WHERE workflow_id = ? AND job_id IN"
+            f" (SELECT id FROM job WHERE workflow_id = ? AND status NOT IN {_DONE})",
+            (workflow_id, workflow_id),
+        )
+        hashes = compute_input_hashes(conn, workflow_id)
+        conn.executemany("UPDATE job SET input_hash = ? WHERE id = ?", [(h, i) for i, h in hashes.items()])
+        actions.reset_for_initialize(conn, workflow_id)
+        ready = conn.column(f"SELECT id FROM job WHERE workflow_id = ? AND status = {int(S.READY)}", (workflow_id,))
+    event_type = "workflow_reinitialized" if only_uninitialized else "workflow_started"
+    ctx.bus.publish(Event(workflow_id, event_type, "info", {
+        "considered_jobs": len(candidates), "ready_jobs": len(ready), "canceled_jobs": len(doomed) + len(released.canceled),
+    }))
+    return {"message": "Initialized job status"}
+
+
+# ---- claiming -----------------------------------------------------------------------------
+
+
+def _canceled(conn: Connection, workflow_id: int) -> bool:
+    return bool(conn.scalar("SELECT is_canceled FROM workflow_status WHERE id = ?", (workflow_id,)))
+
+
+_RR_ORDER = {
+    "gpus_runtime_memory": " ORDER BY num_gpus DESC, runtime_s DESC, memory_bytes DESC, id",
+    "gpus_memory_runtime": " ORDER BY num_gpus DESC, memory_bytes DESC, runtime_s DESC, id",
+    "none": " ORDER BY id",
+}
+
+
+def _candidates(conn: Connection, workflow_id: int, offer: Offer, sort_method: str, scheduler_filter: str,
+                params: tuple, limit: int):
+    """Yield ready jobs that fit alone, resource group by resource group in sort order.
+
+    Grouping by resource requirements keeps each claim cheap on huge workflows: the ordering
+    is over the few distinct requirement rows, not over every ready job.
+    """
+    time_cond, time_params = ("", ())
+    if offer.time_limit_s is not None:
+        time_cond, time_params = " AND runtime_s <= ?", (offer.time_limit_s,)
+    groups = conn.fetchall(
+        "SELECT id, num_cpus, memory_bytes, num_gpus, num_nodes, runtime_s FROM resource_requirements"
+        " WHERE workflow_id = ? AND num_cpus <= ? AND memory_bytes <= ? AND num_gpus <= ? AND num_nodes <= ?"
+        f"{time_cond}{_RR_ORDER[sort_method]}",
+        (workflow_id, offer.num_cpus, offer.memory_bytes, offer.num_gpus, offer.num_nodes, *time_params),
+    )
+    for rr in groups:
+        room = max(limit, 1) * 4
+        rows = conn.column(
+            f"SELECT id FROM job WHERE workflow_id = ? AND status = {int(S.READY)} AND resource_requirements_id = ?"
+            f"{scheduler_filter} ORDER BY id LIMIT ?",
+            (workflow_id, rr["id"], *params, room),
+        )
+        for job_id in rows:
+            yield Candidate(job_id, rr["num_cpus"], rr["memory_bytes"], rr["num_gpus"], rr["num_nodes"],
+                            rr["runtime_s"])
+
+
+def _mark_claimed(conn: Connection, workflow_id: int, ids: list[int]) -> list[Values]:
+    _set_status(conn, ids, S.PENDING)
+    return _load_wire(conn, workflow_id, ids)
+
+
+def claim_jobs_based_on_resources(
+    ctx: Context,
+    workflow_id: int,
+    limit: int,
+    resources: Values,
+    sort_method: str | None = None,
+    strict_scheduler_match: bool = False,
+) -> Values:
+    if limit < 0:
+        raise InvalidInputError(f"limit must be >= 0, got {limit}")
+    time_limit = resources.get("time_limit")
+    try:
+        time_limit_s = parse_duration_seconds(time_limit) if time_limit else None
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"time_limit: {exc.message}") from None
+    offer = Offer(
+        num_cpus=resources["num_cpus"],
+        memory_bytes=int(resources["memory_gb"] * GIB),
+        num_gpus=resources["num_gpus"],
+        num_nodes=resources["num_nodes"],
+        time_limit_s=time_limit_s,
+    )
+    with ctx.store.write() as conn:
+        workflow = require_workflow(conn, workflow_id)
+        if _canceled(conn, workflow_id):
+            return {"jobs": [], "reason": "Workflow is canceled"}
+        method = sort_method or workflow["jobs_sort_method"] or "gpus_runtime_memory"
+        if method not in SORT_METHODS:
+            raise InvalidInputError(f"invalid sort_method {method!r}; expected one of {', '.join(SORT_METHODS)}")
+        scheduler_id = resources.get("scheduler_config_id")
+        chosen: list[int] = []
+        if scheduler_id is not None:
+            chosen = pack(_candidates(conn, workflow_id, offer, method,
+                                      " AND (scheduler_id IS NULL OR scheduler_id = ?)", (scheduler_id,), limit),
+                          offer, limit)
+        if not chosen and (scheduler_id is None or not strict_scheduler_match):
+            chosen = pack(_candidates(conn, workflow_id, offer, method, "", (), limit), offer, limit)
+        jobs = _mark_claimed(conn, workflow_id, chosen)
+    return {"jobs": jobs}
+
+
+def claim_next_jobs(ctx: Context, workflow_id: int, limit: int = 10) -> Values:
+    if limit < 0:
+        raise InvalidInputError(f"limit must be >= 0, got {limit}")
+    with ctx.store.write() as conn:
+        require_workflow(conn, workflow_id)
+        if _canceled(conn, workflow_id) or limit == 0:
+            return {"jobs": []}
+        ids = conn.column(
+            f"SELECT id FROM job WHERE workflow_id = ? AND status = {int(S.READY)} ORDER BY id LIMIT ?",
+            (workflow_id, limit),
+        )
+        return {"jobs": _mark_claimed(conn, workflow_id, ids)}
+
+
+def ready_job_requirements(ctx: Context, workflow_id: int, scheduler_config_id: int | None = None) -> Values:
+    """Totals over ready jobs: what an allocation would need to run all of them at once."""
+    sched = ""
+    params: tuple = (workflow_id,)
+    if scheduler_config_id is not None:
+        sched, params = " AND (j.scheduler_id IS NULL OR j.scheduler_id = ?)", (workflow_id, scheduler_config_id)
+    with ctx.store.read() as conn:
+        require_workflow(conn, workflow_id)
+        row = conn.fetchone(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(r.num_cpus), 0) AS cpus, COALESCE(SUM(r.num_gpus), 0) AS gpus,"
+            " COALESCE(SUM(r.memory_bytes), 0) AS mem, COALESCE(MAX(r.num_nodes), 0) AS nodes,"
+            " COALESCE(MAX(r.runtime_s), 0) AS runtime FROM job j"
+            " JOIN resource_requirements r ON r.id = j.resource_requirements_id"
+            f" WHERE j.workflow_id = ? AND j.status = {int(S.READY)}{sched}",
+            params,
+        )
+    from torc.core.units import format_duration
+
+    return {
+        "num_jobs": row["n"], "num_cpus": row["cpus"], "num_gpus": row["gpus"],
+        "memory_gb": row["mem"] / GIB, "max_num_nodes": row["nodes"], "max_runtime": format_duration(row["runtime"]),
+    }
+
+
+# ---- per-job transitions ------------------------------------------------------------------
+
+
+def start_job(ctx: Context, job_id: int, run_id: int, compute_node_id: int) -> Values:
+    with ctx.store.write() as conn:
+        job = require_job(conn, job_id)
+        _check_run_id(conn, job["workflow_id"], job_id, run_id)
+        if job["status"] != S.PENDING:
+            raise InvalidInputError(
+                f"job {job_id}: start_job needs a pending (claimed) job, but its status is {S(job['status']).wire}"
+            )
+        conn.execute("UPDATE job SET status = ?, active_compute_node_id = ? WHERE id = ?",
+                     (int(S.RUNNING), compute_node_id, job_id))
+        wire = job_to_wire(require_job(conn, job_id))
+    ctx.bus.publish(Event(job["workflow_id"], "job_started", "info",
+                          {"job_id": job_id, "job_name": job["name"], "compute_node_id": compute_node_id}))
+    return wire
+
+
+def _insert_result(conn: Connection, job: Values, status: JobStatus, run_id: int, result: Values) -> int:
+    for key, expected in (("job_id", job["id"]), ("workflow_id", job["workflow_id"])):
+        if result.get(key) is not None and result[key] != expected:
+            raise InvalidInputError(f"result {key} {result[key]} does not match the job's {key} {expected}")
+    if result.get("run_id") is not None and result["run_id"] != run_id:
+        raise InvalidInputError(f"result run_id {result['run_id']} does not match the path run_id {run_id}")
+    values = RESULT.to_row({
+        **result,
+        "job_id": job["id"],
+        "workflow_id": job["workflow_id"],
+        "run_id": run_id,
+        "status": status,
+        "attempt_id": result.get("attempt_id") or job["attempt_id"],
+        "compute_node_id": result.get("compute_node_id") if result.get("compute_node_id") is not None
+        else (job["active_compute_node_id"] or 0),
+        "return_code": result.get("return_code", 0),
+        "exec_time_minutes": result.get("exec_time_minutes", 0.0),
+        "completion_time": result.get("completion_time") or now_iso(),
+    })
+    cols = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    return conn.insert(f"INSERT INTO result ({cols}) VALUES ({marks})", tuple(values.values()))
+
+
+def _complete_in_tx(conn: Connection, job_id: int, status: JobStatus, run_id: int, result: Values
+                    ) -> tuple[Values, Released, list[Event]]:
+    job = require_job(conn, job_id)
+    workflow_id = job["workflow_id"]
+    _check_run_id(conn, workflow_id, job_id, run_id)
+    current = S(job["status"])
+    if current in DONE:
+        raise InvalidInputError(f"job {job_id} is already complete (status {current.wire})")
+    check_completion(job_id, current, status)
+    result_id = _insert_result(conn, job, status, run_id, result)
+    conn.execute(
+        "INSERT INTO workflow_result (workflow_id, job_id, result_id) VALUES (?, ?, ?)"
+        " ON CONFLICT (workflow_id, job_id) DO UPDATE SET result_id = excluded.result_id",
+        (workflow_id, job_id, result_id),
+    )
+    conn.execute("UPDATE job SET status = ?, active_compute_node_id = NULL, unblocking_processed = ? WHERE id = ?",
+                 (int(status), 0 if status in DONE else 1, job_id))
+    events = [Event(workflow_id, f"job_{status.wire}", _severity(status),
+                    {"job_id": job_id, "job_name": job["name"], "return_code": result.get("return_code", 0),
+                     "run_id": run_id, "attempt_id": job["attempt_id"]})]
+    released = Released()
+    if status in DONE:
+        released = release_dependents(conn, [job_id])
+        actions.trigger(conn, workflow_id, "on_jobs_complete", [job_id, *released.canceled])
+        if released.ready:
+            actions.trigger(conn, workflow_id, "on_jobs_ready", released.ready)
+        for cid in released.canceled:
+            events.append(Event(workflow_id, "job_canceled", "warning",
+                                {"job_id": cid, "reason": f"blocking job {job_id} {status.wire}"}))
+    wire = job_to_wire(require_job(conn, job_id))
+    return wire, released, events
+
+
+def _after_completion(conn: Connection, workflow_id: int) -> list[Event]:
+    finished = in_clause(sorted(FINISHED))
+    if conn.scalar(f"SELECT EXISTS (SELECT 1 FROM job WHERE workflow_id = ? AND status NOT IN {finished})",
+                   (workflow_id,)):
+        return []
+    actions.trigger(conn, workflow_id, "on_workflow_complete")
+    return [Event(workflow_id, "workflow_completed", "info", {})]
+
+
+def complete_job(ctx: Context, job_id: int, status: str | int, run_id: int, result: Values) -> Values:
+    new_status = JobStatus.parse(status)
+    with ctx.store.write() as conn:
+        wire, _released, events = _complete_in_tx(conn, job_id, new_status, run_id, result)
+        events += _after_completion(conn, wire["workflow_id"])
+    ctx.bus.publish(*events)
+    return wire
+
+
+def complete_jobs(ctx: Context, workflow_id: int, run_id: int, items: list[Values]) -> Values:
+    """Batch extension: complete many jobs in one transaction (all or nothing)."""
+    events: list[Event] = []
+    jobs = []
+    with ctx.store.write() as conn:
+        require_workflow(conn, workflow_id)
+        for item in items:
+            job_id = item["job_id"]
+            if conn.scalar("SELECT workflow_id FROM job WHERE id = ?", (job_id,)) not in (workflow_id,):
+                raise NotFoundError(f"job {job_id} not found in workflow {workflow_id}")
+            wire, _released, evs = _complete_in_tx(conn, job_id, JobStatus.parse(item["status"]), run_id,
+                                                   item.get("result") or {})
+            jobs.append(wire)
+            events += evs
+        events += _after_completion(conn, workflow_id)
+    ctx.bus.publish(*events)
+    return {"jobs": jobs}
+
+
+def retry_job(ctx: Context, job_id: int, run_id: int, max_retries: int = 3, result: Values | None = None) -> Values:
+    """Send a failed attempt back to ready with attempt_id + 1. max_retries counts retries."""
+    with ctx.store.write() as conn:
+        job = require_job(conn, job_id)
+        workflow_id = job["workflow_id"]
+        _check_run_id(conn, workflow_id, job_id, run_id)
+        current = S(job["status"])
+        if current not in (S.RUNNING, S.FAILED, S.TERMINATED, S.PENDING_FAILED):
+            raise InvalidInputError(
+                f"job {job_id}: only running, failed, terminated or pending_failed jobs can be retried "
+                f"(status is {current.wire})"
+            )
+        retries_done = job["attempt_id"] - 1
+        if retries_done >= max_retries:
+            raise InvalidInputError(f"job {job_id}: max retries ({max_retries}) reached after {job['attempt_id']} attempts")
+        if result and result.get("return_code") is not None:
+            failed_status = current if current in DONE or current == S.PENDING_FAILED else S.FAILED
+            _insert_result(conn, job, failed_status, run_id, result)
+        conn.execute(
+            "UPDATE job SET status = ?, attempt_id = attempt_id + 1, active_compute_node_id = NULL,"
+            " unblocking_processed = 1 WHERE id = ?",
+            (int(S.READY), job_id),
+        )
+        conn.execute("DELETE FROM workflow_result WHERE workflow_id = ? AND job_id = ?", (workflow_id, job_id))
+        # Dependents canceled because this attempt failed wait again for the retry.
+        restored = _restore_cascade_cancels(conn, job_id)
+        record_event(conn, workflow_id, {
+            "category": "job", "event_type": "job_retried", "job_id": job_id, "job_name": job["name"],
+            "previous_attempt": job["attempt_id"], "new_attempt": job["attempt_id"] + 1, "run_id": run_id,
+            "restored_dependents": len(restored),
+        })
+        actions.trigger(conn, workflow_id, "on_jobs_ready", [job_id])
+        wire = job_to_wire(require_job(conn, job_id))
+    ctx.bus.publish(Event(workflow_id, "job_retried", "warning",
+                          {"job_id": job_id, "new_attempt": job["attempt_id"] + 1}))
+    return wire
+
+
+def _downstream(conn: Connection, job_ids: list[int]) -> list[int]:
+    """Every transitive dependent of the given jobs."""
+    seen: set[int] = set()
+    frontier = list(job_ids)
+    while frontier:
+        nxt = []
+        for start in range(0, len(frontier), _CHUNK):
+            for dep in conn.column(
+                f"SELECT job_id FROM job_depends_on WHERE depends_on_job_id IN {in_clause(frontier[start:start + _CHUNK])}"
+            ):
+                if dep not in seen:
+                    seen.add(dep)
+                    nxt.append(dep)
+        frontier = nxt
+    return sorted(seen)
+
+
+def _restore_cascade_cancels(conn: Connection, job_id: int) -> list[int]:
+    """Canceled dependents with no result of their own were canceled by the cascade: block them again."""
+    down = _downstream(conn, [job_id])
+    restored = []
+    for start in range(0, len(down), _CHUNK):
+        chunk = down[start:start + _CHUNK]
+        restored += conn.column(
+            f"SELECT id FROM job WHERE id IN {in_clause(chunk)} AND status = {int(S.CANCELED)}"
+            " AND NOT EXISTS (SELECT 1 FROM workflow_result r WHERE r.job_id = job.id)"
+        )
+    _set_status(conn, restored, S.BLOCKED)
+    return restored
+
+
+def manage_status_change(ctx: Context, job_id: int, status: str | int, run_id: int) -> Values:
+    new = JobStatus.parse(status)
+    with ctx.store.write() as conn:
+        job = require_job(conn, job_id)
+        workflow_id = job["workflow_id"]
+        _check_run_id(conn, workflow_id, job_id, run_id)
+        current = S(job["status"])
+        check_status_change(job_id, current, new)
+        extra = ", active_compute_node_id = NULL" if new not in ACTIVE else ""
+        conn.execute(f"UPDATE job SET status = ?{extra} WHERE id = ?", (int(new), job_id))
+        if current in DONE and new == S.UNINITIALIZED:
+            conn.execute("DELETE FROM workflow_result WHERE workflow_id = ? AND job_id = ?", (workflow_id, job_id))
+            # Reverting a finished job invalidates direct dependents that already ran.
+            conn.execute(
+                f"UPDATE job SET status = {int(S.UNINITIALIZED)} WHERE id IN"
+                " (SELECT job_id FROM job_depends_on WHERE depends_on_job_id = ?)"
+                f" AND status IN {in_clause(sorted(DONE))}",
+                (job_id,),
+            )
+        if new == S.READY:
+            actions.trigger(conn, workflow_id, "on_jobs_ready", [job_id])
+        wire = job_to_wire(require_job(conn, job_id))
+    ctx.bus.publish(Event(workflow_id, "job_status_changed", "info",
+                          {"job_id": job_id, "from": current.wire, "to": new.wire}))
+    return wire
+
+
+# ---- workflow-wide resets -----------------------------------------------------------------
+
+
+def reset_job_status(ctx: Context, workflow_id: int, failed_only: bool = False) -> Values:
+    with ctx.store.write() as conn:
+        require_workflow(conn, workflow_id)
+        if failed_only:
+            failed = conn.column(
+                f"SELECT id FROM job WHERE workflow_id = ? AND status IN {in_clause(sorted(RESETTABLE_FAILURES))}",
+                (workflow_id,),
+            )
+            targets = sorted(set(failed) | set(_downstream(conn, failed)))
+            # Jobs a runner holds right now are left alone.
+            keep = conn.column(
+                f"SELECT id FROM job WHERE workflow_id = ? AND status IN {in_clause(sorted(ACTIVE))}", (workflow_id,)
+            )
+            targets = [t for t in targets if t not in set(keep)]
+            _set_status(conn, targets, S.UNINITIALIZED, ", active_compute_node_id = NULL, unblocking_processed = 1")
+            count = len(targets)
+        else:
+            count = conn.execute(
+                f"UPDATE job SET status = {int(S.UNINITIALIZED)}, active_compute_node_id = NULL,"
+                " unblocking_processed = 1 WHERE workflow_id = ?",
+                (workflow_id,),
+            )
+        record_event(conn, workflow_id, {"category": "user_action", "action": "reset_job_status",
+                                         "failed_only": failed_only, "updated_count": count})
+    out: Values = {"workflow_id": workflow_id, "updated_count": count, "status": S.UNINITIALIZED.wire}
+    out["reset_type"] = "failed_only" if failed_only else "all"
+    return out
+
+
+def reset_workflow_status(ctx: Context, workflow_id: int, force: bool = False) -> Values:
+    with ctx.store.write() as conn:
+        require_workflow(conn, workflow_id)
+        status = conn.fetchone("SELECT * FROM workflow_status WHERE id = ?", (workflow_id,))
+        if status["is_archived"] and not force:
+            raise InvalidInputError(f"workflow {workflow_id} is archived; unarchive it before resetting")
+        if not force:
+            active = conn.scalar(
+                f"SELECT COUNT(*) FROM job WHERE workflow_id = ? AND status IN {in_clause(sorted(ACTIVE))}",
+                (workflow_id,),
+            )
+            if active:
+                raise InvalidInputError(
+                    f"workflow {workflow_id} has {active} pending or running job(s); wait for them or use force"
+                )
+            nodes = conn.scalar(
+                "SELECT COUNT(*) FROM scheduled_compute_node WHERE workflow_id = ? AND status IN ('pending', 'active')",
+                (workflow_id,),
+            )
+            if nodes:
+                raise InvalidInputError(
+                    f"workflow {workflow_id} has {nodes} pending or active allocation(s); wait for them or use force"
+                )
+        conn.execute("UPDATE workflow_status SET is_canceled = 0, is_archived = 0 WHERE id = ?", (workflow_id,))
+        record_event(conn, workflow_id, {"category": "user_action", "action": "reset_workflow_status"})
+        return WORKFLOW_STATUS.to_wire(conn.fetchone("SELECT * FROM workflow_status WHERE id = ?", (workflow_id,)))
+
+
+def process_changed_job_inputs(ctx: Context, workflow_id: int, dry_run: bool = False) -> Values:
+    """Jobs whose command, relationships or input user data changed since the last initialize
+    go back to uninitialized (unless dry_run); returns their names."""
+    with ctx.store.write() as conn:
+        require_workflow(conn, workflow_id)
+        stored = {r["id"]: (r["input_hash"], r["name"]) for r in conn.iterate(
+            "SELECT id, input_hash, name FROM job WHERE workflow_id = ? AND input_hash IS NOT NULL", (workflow_id,))}
+        current = compute_input_hashes(conn, workflow_id, list(stored))
+        changed = sorted(i for i, (h, _) in stored.items() if current.get(i) != h)
+        if changed and not dry_run:
+            _set_status(conn, changed, S.UNINITIALIZED, ", active_compute_node_id = NULL")
+    return {"reinitialized_jobs": [stored[i][1] for i in changed]}
+
+
+# ---- safety net ---------------------------------------------------------------------------
+
+
+def process_pending_unblocks(ctx: Context) -> int:
+    """Release dependents of done jobs not yet processed (e.g. written by another process).
+    Normal completions unblock in their own request; this is the periodic safety net."""
+    with ctx.store.write() as conn:
+        rows = conn.fetchall(
+            f"SELECT id, workflow_id FROM job WHERE unblocking_processed = 0 AND status IN {_DONE} ORDER BY id LIMIT 10000"
+        )
+        if not rows:
+            return 0
+        by_workflow: dict[int, list[int]] = defaultdict(list)
+        for row in rows:
+            by_workflow[row["workflow_id"]].append(row["id"])
+        for workflow_id, ids in by_workflow.items():
+            released = release_dependents(conn, ids)
+            if released.ready:
+                actions.trigger(conn, workflow_id, "on_jobs_ready", released.ready)
+    return len(rows)

@@ -52,3 +52,32 @@ def api(http) -> Iterator[TorcClient]:
 def ctx(app, http) -> Context:
     """The running server's service context (for invariant checks)."""
     return app.state.ctx
+
+
+def check_invariants(store) -> None:
+    """Properties that must hold for every workflow after any sequence of API calls."""
+    with store.read() as conn:
+        bad_ready = conn.fetchall(
+            "SELECT j.id FROM job j JOIN job_depends_on d ON d.job_id = j.id JOIN job b ON b.id = d.depends_on_job_id"
+            " WHERE j.status = 2 AND b.status NOT IN (5, 6, 7, 8)"
+        )
+        assert not bad_ready, f"ready jobs with unfinished blockers: {bad_ready}"
+        stuck = conn.fetchall(
+            "SELECT j.id FROM job j WHERE j.status = 1 AND NOT EXISTS (SELECT 1 FROM job_depends_on d"
+            " JOIN job b ON b.id = d.depends_on_job_id WHERE d.job_id = j.id AND b.status NOT IN (5, 6, 7, 8))"
+        )
+        assert not stuck, f"blocked jobs whose blockers are all done: {stuck}"
+        no_result = conn.fetchall(
+            "SELECT j.id FROM job j WHERE j.status IN (5, 6, 8)"
+            " AND NOT EXISTS (SELECT 1 FROM workflow_result r WHERE r.job_id = j.id)"
+        )
+        assert not no_result, f"finished jobs without a current result: {no_result}"
+
+
+@pytest.fixture(autouse=True)
+def _invariants(request):
+    """Check workflow invariants at teardown of every test that used the store."""
+    used = request.getfixturevalue("store") if "store" in request.fixturenames else None
+    yield
+    if used is not None:
+        check_invariants(used)

@@ -35,3 +35,18 @@ def run_job(api: TorcClient, job: dict[str, Any], run_id: int, return_code: int 
               "return_code": return_code, "exec_time_minutes": 0.01, "completion_time": "2026-01-01T00:00:00.000Z",
               "status": status}
     return api.post(f"jobs/{job['id']}/complete_job/{status}/{run_id}", result)
+
+
+def assert_error(response: Any, status: int, *fragments: str) -> str:
+    """Assert an error response: the status, torc's JSON error body, and words its message must contain."""
+    assert response.status_code == status, (response.status_code, response.text)
+    body = response.json()
+    message = body["error"]["message"]
+    assert isinstance(message, str) and message
+    for fragment in fragments:
+        assert fragment.lower() in message.lower(), (fragment, message)
+    return message
+
+
+def create_many(api: TorcClient, path: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [api.post(path, body) for body in bodies]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -12,6 +13,21 @@ import click
 from torc.core.errors import TorcError
 
 LOG_LEVELS = ("error", "warn", "warning", "info", "debug", "trace")
+
+
+def _server_class():
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown; a clean stop should exit 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return GracefulServer
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -80,7 +96,7 @@ def run(database: str, host: str, port: int, completion_check_interval_secs: flo
     )
     config = uvicorn.Config(app, log_level=level, access_log=level == "debug", timeout_graceful_shutdown=5)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        _server_class()(config).run(sockets=[sock])
     finally:
         store.close()
         sock.close()

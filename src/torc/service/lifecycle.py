@@ -219,6 +219,19 @@ def _candidates(conn: Connection, workflow_id: int, offer: Offer, sort_method: s
         f"{time_cond}{_RR_ORDER[sort_method]}",
         (workflow_id, offer.num_cpus, offer.memory_bytes, offer.num_gpus, offer.num_nodes, *time_params),
     )
+    if sort_method == "none":
+        # Plain job order, as the jobs were created.
+        by_rr = {rr["id"]: rr for rr in groups}
+        for row in conn.iterate(
+            f"SELECT id, resource_requirements_id AS rr FROM job WHERE workflow_id = ? AND status = {int(S.READY)}"
+            f"{scheduler_filter} ORDER BY id",
+            (workflow_id, *params),
+        ):
+            rr = by_rr.get(row["rr"])
+            if rr is not None:
+                yield Candidate(row["id"], rr["num_cpus"], rr["memory_bytes"], rr["num_gpus"], rr["num_nodes"],
+                                rr["runtime_s"])
+        return
     for rr in groups:
         room = max(limit, 1) * 4
         rows = conn.column(

@@ -19,6 +19,7 @@ from torc.service.common import (
 )
 from torc.service.context import Context
 from torc.service.events import Event, record_event
+from torc.service.unblock import release_dependents
 from torc.storage.base import Connection
 from torc.storage.tables import FAILURE_HANDLER, WORKFLOW, WORKFLOW_STATUS
 
@@ -147,10 +148,14 @@ def cancel_workflow(ctx: Context, workflow_id: int) -> Values:
         run_id = conn.scalar("SELECT run_id FROM workflow_status WHERE id = ?", (workflow_id,))
         conn.execute("UPDATE workflow_status SET is_canceled = 1 WHERE id = ?", (workflow_id,))
         active = ", ".join(str(int(s)) for s in ACTIVE)
-        count = conn.execute(
+        held = conn.column(f"SELECT id FROM job WHERE workflow_id = ? AND status IN ({active})", (workflow_id,))
+        conn.execute(
             f"UPDATE job SET status = ?, active_compute_node_id = NULL WHERE workflow_id = ? AND status IN ({active})",
             (int(JobStatus.CANCELED), workflow_id),
         )
+        count = len(held)
+        # Keep the graph consistent: dependents of the canceled jobs are released (and mostly canceled).
+        release_dependents(conn, held)
         record_event(conn, workflow_id, {"category": "workflow_canceled", "run_id": run_id, "canceled_jobs": count})
     ctx.bus.publish(Event(workflow_id, "workflow_canceled", "warning", {"canceled_jobs": count}))
     return {"workflow_id": workflow_id, "is_canceled": True, "canceled_jobs": count}

@@ -1,0 +1,45 @@
+"""How one `torc` invocation reaches a server, and its error handling."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from torc.client import DEFAULT_URL, TorcClient
+from torc.core.errors import TorcError
+
+
+@dataclass
+class Session:
+    """How this invocation reaches a server: an explicit URL, or an embedded server on a database."""
+
+    url: str | None
+    database: Path | None
+    fmt: str
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    _client: TorcClient | None = None
+
+    def client(self) -> TorcClient:
+        if self._client is None:
+            url = self.url or DEFAULT_URL
+            if self.database is not None:
+                from torc.cli.embedded import EmbeddedServer
+
+                url = self.stack.enter_context(EmbeddedServer(self.database)).url
+            self._client = self.stack.enter_context(TorcClient(url))
+        return self._client
+
+
+class TorcGroup(click.Group):
+    """Turns TorcError into one clean line and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TorcError as exc:
+            click.secho(f"Error: {exc.message}", fg="red", err=True)
+            sys.exit(1)

@@ -1,0 +1,1 @@
+"""Job runners: claim jobs that fit, run them as subprocesses, report results."""

@@ -1,0 +1,155 @@
+"""Turning a resolved spec into a workflow on the server, all or nothing: any failure deletes
+the half-created workflow."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from torc.client import TorcClient
+from torc.spec.load import load_spec
+from torc.spec.model import WorkflowSpec
+from torc.spec.resolve import ResolvedJob, resolve
+
+BATCH = 10_000
+
+
+def current_user() -> str:
+    return os.environ.get("USER") or os.environ.get("USERNAME") or getpass.getuser()
+
+
+def _levels(jobs: list[ResolvedJob]) -> list[list[ResolvedJob]]:
+    """Jobs grouped so that every explicit blocker sits in an earlier group."""
+    by_name = {j.spec.name: j for j in jobs}
+    level: dict[str, int] = {}
+
+    def depth(name: str) -> int:
+        stack = [name]
+        while stack:
+            top = stack[-1]
+            pending = [d for d in by_name[top].depends_on if d not in level]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            level[top] = 1 + max((level[d] for d in by_name[top].depends_on), default=-1)
+        return level[name]
+
+    groups: dict[int, list[ResolvedJob]] = {}
+    for j in jobs:
+        groups.setdefault(depth(j.spec.name), []).append(j)
+    return [groups[k] for k in sorted(groups)]
+
+
+def create_workflow(client: TorcClient, spec: WorkflowSpec, source: str,
+                    progress: Callable[[int, int], None] | None = None) -> int:
+    jobs = resolve(spec, source)
+    body = {
+        "name": spec.name,
+        "user": spec.user or current_user(),
+        "description": spec.description,
+        "project": spec.project,
+        "metadata": json.dumps(spec.metadata) if spec.metadata is not None and not isinstance(spec.metadata, str)
+        else spec.metadata,
+        "use_pending_failed": spec.use_pending_failed,
+        "jobs_sort_method": spec.jobs_sort_method,
+        "compute_node_expiration_buffer_seconds": spec.compute_node_expiration_buffer_seconds,
+        "compute_node_wait_for_new_jobs_seconds": spec.compute_node_wait_for_new_jobs_seconds,
+        "compute_node_ignore_workflow_completion": spec.compute_node_ignore_workflow_completion,
+        "compute_node_wait_for_healthy_database_minutes": spec.compute_node_wait_for_healthy_database_minutes,
+        "resource_monitor_config": spec.resource_monitor.model_dump_json() if spec.resource_monitor else None,
+        "slurm_defaults": json.dumps(spec.slurm_defaults) if spec.slurm_defaults else None,
+    }
+    workflow = client.post("workflows", {k: v for k, v in body.items() if v is not None})
+    wf = workflow["id"]
+    try:
+        _populate(client, wf, spec, jobs, progress)
+    except BaseException:
+        try:
+            client.delete(f"workflows/{wf}")
+        finally:
+            raise
+    return wf
+
+
+def _populate(client: TorcClient, wf: int, spec: WorkflowSpec, jobs: list[ResolvedJob],
+              progress: Callable[[int, int], None] | None) -> None:
+    file_ids = {f.name: client.post("files", {"workflow_id": wf, "name": f.name, "path": f.path})["id"]
+                for f in spec.files or []}
+    data_ids = {}
+    for u in spec.user_data or []:
+        if u.name:
+            body = {"workflow_id": wf, "name": u.name, "is_ephemeral": u.is_ephemeral}
+            if u.data is not None:
+                body["data"] = u.data
+            data_ids[u.name] = client.post("user_data", body)["id"]
+    rr_ids = {r["name"]: r["id"] for r in client.get("resource_requirements", workflow_id=wf)["items"]}
+    for r in spec.resource_requirements or []:
+        rr_ids[r.name] = client.post("resource_requirements", {"workflow_id": wf, **r.model_dump()})["id"]
+    handler_ids = {
+        h.name: client.post("failure_handlers", {
+            "workflow_id": wf, "name": h.name, "rules": json.dumps([r.model_dump(exclude_none=True) for r in h.rules]),
+        })["id"]
+        for h in spec.failure_handlers or []
+    }
+    scheduler_ids = {
+        s.name: client.post("slurm_schedulers", {"workflow_id": wf, **s.model_dump(exclude_none=True)})["id"]
+        for s in spec.slurm_schedulers or []
+    }
+    job_ids: dict[str, int] = {}
+    done = 0
+    for group in _levels(jobs):
+        for start in range(0, len(group), BATCH):
+            batch = group[start:start + BATCH]
+            payload = [{
+                "workflow_id": wf,
+                "name": j.spec.name,
+                "command": j.command,
+                "invocation_script": j.invocation_script,
+                "cancel_on_blocking_job_failure": j.spec.cancel_on_blocking_job_failure,
+                "supports_termination": j.spec.supports_termination,
+                "resource_requirements_id": rr_ids[j.spec.resource_requirements] if j.spec.resource_requirements
+                else None,
+                "failure_handler_id": handler_ids.get(j.spec.failure_handler) if j.spec.failure_handler else None,
+                "scheduler_id": scheduler_ids.get(j.spec.scheduler) if j.spec.scheduler else None,
+                "depends_on_job_ids": [job_ids[d] for d in j.depends_on],
+                "input_file_ids": [file_ids[f] for f in j.input_files],
+                "output_file_ids": [file_ids[f] for f in j.output_files],
+                "input_user_data_ids": [data_ids[u] for u in j.input_user_data],
+                "output_user_data_ids": [data_ids[u] for u in j.output_user_data],
+            } for j in batch]
+            payload = [{k: v for k, v in p.items() if v not in (None, [])} for p in payload]
+            created = client.post("bulk_jobs", {"jobs": payload})["jobs"]
+            for j, c in zip(batch, created, strict=True):
+                job_ids[j.spec.name] = c["id"]
+            done += len(batch)
+            if progress:
+                progress(done, len(jobs))
+    for action in spec.actions or []:
+        names = list(action.jobs or [])
+        config: dict = {}
+        if action.action_type == "run_commands":
+            config["commands"] = action.commands or []
+        elif action.action_type == "schedule_nodes":
+            config = {"scheduler_type": action.scheduler_type or "slurm",
+                      "scheduler_id": scheduler_ids.get(action.scheduler or "", 0),
+                      "num_allocations": action.num_allocations or 1,
+                      "start_one_worker_per_node": bool(action.start_one_worker_per_node)}
+            if action.max_parallel_jobs:
+                config["max_parallel_jobs"] = action.max_parallel_jobs
+        for pattern in action.job_name_regexes or []:
+            names += [n for n in job_ids if re.search(pattern, n)]
+        body = {"trigger_type": action.trigger_type, "action_type": action.action_type, "action_config": config,
+                "persistent": action.persistent}
+        if names:
+            body["job_ids"] = sorted({job_ids[n] for n in names if n in job_ids})
+        client.post(f"workflows/{wf}/actions", body)
+
+
+def create_from_file(client: TorcClient, path: str | Path,
+                     progress: Callable[[int, int], None] | None = None) -> int:
+    return create_workflow(client, load_spec(path), str(path), progress)

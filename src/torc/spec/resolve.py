@@ -1,0 +1,193 @@
+"""From a validated spec to fully resolved jobs: ${files...}/${user_data...} substitution,
+name references checked, explicit and implicit edges, cycles reported. Nothing is sent to the
+server until every check has passed."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+from torc.core.errors import InvalidInputError
+from torc.core.units import parse_duration_seconds, parse_memory_bytes
+from torc.spec.load import SpecError
+from torc.spec.model import JobSpec, WorkflowSpec
+
+_TOKEN = re.compile(r"\$\{(files|user_data)\.(input|output)\.([^}]+)\}")
+
+
+@dataclass
+class ResolvedJob:
+    spec: JobSpec
+    command: str
+    invocation_script: str | None
+    depends_on: list[str] = field(default_factory=list)
+    input_files: list[str] = field(default_factory=list)
+    output_files: list[str] = field(default_factory=list)
+    input_user_data: list[str] = field(default_factory=list)
+    output_user_data: list[str] = field(default_factory=list)
+
+
+def _unique(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def _match_regexes(patterns: list[str] | None, names: list[str], what: str, label: str, problems: list[str]) -> list[str]:
+    out: list[str] = []
+    for pattern in patterns or []:
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            problems.append(f"{label}: invalid regular expression {pattern!r} in {what}: {exc}")
+            continue
+        hits = [n for n in names if regex.search(n)]
+        if not hits:
+            problems.append(f"{label}: {what} pattern {pattern!r} matches no name")
+        out += hits
+    return out
+
+
+def resolve(spec: WorkflowSpec, source: str) -> list[ResolvedJob]:
+    problems: list[str] = []
+    if spec.parameters or any(j.parameters or j.use_parameters for j in spec.jobs) or any(
+        f.parameters or f.use_parameters for f in spec.files or []
+    ):
+        problems.append("parameters: parameter expansion is not supported by this version of torc yet")
+
+    files = {f.name: f.path for f in spec.files or []}
+    data = {u.name: u.data for u in spec.user_data or [] if u.name}
+    for kind, items in (("file", [f.name for f in spec.files or []]),
+                        ("user_data", [u.name for u in spec.user_data or [] if u.name]),
+                        ("resource_requirements", [r.name for r in spec.resource_requirements or []]),
+                        ("failure_handler", [h.name for h in spec.failure_handlers or []]),
+                        ("slurm_scheduler", [s.name for s in spec.slurm_schedulers or []]),
+                        ("job", [j.name for j in spec.jobs])):
+        seen: set[str] = set()
+        for name in items:
+            if name in seen:
+                problems.append(f"{kind} {name!r}: duplicate name")
+            seen.add(name)
+    for rr in spec.resource_requirements or []:
+        for check, value in ((parse_memory_bytes, rr.memory), (parse_duration_seconds, rr.runtime)):
+            try:
+                check(value)
+            except InvalidInputError as exc:
+                problems.append(f"resource_requirements {rr.name!r}: {exc.message}")
+        if rr.name == "default":
+            problems.append("resource_requirements 'default': the name is reserved for the workflow default")
+
+    job_names = [j.name for j in spec.jobs]
+    rr_names = {r.name for r in spec.resource_requirements or []}
+    handlers = {h.name for h in spec.failure_handlers or []}
+    schedulers = {s.name for s in spec.slurm_schedulers or []}
+    resolved: list[ResolvedJob] = []
+    for job in spec.jobs:
+        label = f"job {job.name!r}"
+        found: dict[tuple[str, str], list[str]] = defaultdict(list)
+
+        def substitute(text: str | None) -> str | None:
+            if text is None:
+                return None
+
+            def replace(match: re.Match[str]) -> str:
+                kind, direction, name = match.groups()
+                if kind == "files":
+                    if name not in files:
+                        problems.append(f"{label}: ${{files.{direction}.{name}}} refers to an undefined file")
+                        return match.group(0)
+                    found[(kind, direction)].append(name)
+                    return files[name]
+                if name not in data:
+                    problems.append(f"{label}: ${{user_data.{direction}.{name}}} refers to undefined user data")
+                    return match.group(0)
+                found[(kind, direction)].append(name)
+                return json.dumps(data[name])
+
+            return _TOKEN.sub(replace, text)
+
+        command = substitute(job.command) or ""
+        invocation = substitute(job.invocation_script)
+        r = ResolvedJob(job, command, invocation)
+        r.depends_on = _unique((job.depends_on or []) + _match_regexes(
+            job.depends_on_regexes, job_names, "depends_on_regexes", label, problems))
+        for attr, regex_attr, names, key in (
+            ("input_files", "input_file_regexes", files, ("files", "input")),
+            ("output_files", "output_file_regexes", files, ("files", "output")),
+            ("input_user_data", "input_user_data_regexes", data, ("user_data", "input")),
+            ("output_user_data", "output_user_data_regexes", data, ("user_data", "output")),
+        ):
+            explicit = getattr(job, attr) or []
+            by_regex = _match_regexes(getattr(job, regex_attr), list(names), regex_attr, label, problems)
+            for name in explicit:
+                if name not in names:
+                    kind = "file" if attr.endswith("files") else "user data"
+                    problems.append(f"{label}: {attr} refers to undefined {kind} {name!r}")
+            setattr(r, attr, _unique(explicit + by_regex + found[key]))
+        for dep in job.depends_on or []:
+            if dep not in job_names:
+                close = difflib.get_close_matches(dep, job_names, 1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(f"{label}: depends_on refers to undefined job {dep!r}{hint}")
+        if job.resource_requirements and job.resource_requirements not in rr_names | {"default"}:
+            problems.append(f"{label}: resource_requirements {job.resource_requirements!r} is not defined")
+        if job.failure_handler and job.failure_handler not in handlers:
+            problems.append(f"{label}: failure_handler {job.failure_handler!r} is not defined")
+        if job.scheduler and job.scheduler not in schedulers:
+            problems.append(f"{label}: scheduler {job.scheduler!r} is not defined in slurm_schedulers")
+        resolved.append(r)
+
+    if not problems:
+        cycle = find_cycle(resolved)
+        if cycle:
+            problems.append("dependency cycle: " + " -> ".join(cycle))
+    if problems:
+        raise SpecError(source, problems)
+    return resolved
+
+
+def edges(jobs: list[ResolvedJob]) -> dict[str, set[str]]:
+    """job name -> names of the jobs it waits for (explicit plus file/user-data producers)."""
+    producers: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for j in jobs:
+        for f in j.output_files:
+            producers[("f", f)].add(j.spec.name)
+        for u in j.output_user_data:
+            producers[("u", u)].add(j.spec.name)
+    out: dict[str, set[str]] = {}
+    for j in jobs:
+        blockers = set(j.depends_on)
+        for f in j.input_files:
+            blockers |= producers[("f", f)]
+        for u in j.input_user_data:
+            blockers |= producers[("u", u)]
+        blockers.discard(j.spec.name)
+        out[j.spec.name] = blockers
+    return out
+
+
+def find_cycle(jobs: list[ResolvedJob]) -> list[str] | None:
+    graph = edges(jobs)
+    indegree = {n: len(b) for n, b in graph.items()}
+    dependents: dict[str, list[str]] = defaultdict(list)
+    for n, blockers in graph.items():
+        for b in blockers:
+            dependents[b].append(n)
+    queue = deque(n for n, d in indegree.items() if d == 0)
+    while queue:
+        n = queue.popleft()
+        for d in dependents[n]:
+            indegree[d] -= 1
+            if indegree[d] == 0:
+                queue.append(d)
+    left = {n for n, d in indegree.items() if d > 0}
+    if not left:
+        return None
+    node = min(left)
+    path: list[str] = []
+    while node not in path:
+        path.append(node)
+        node = min(b for b in graph[node] if b in left)
+    cycle = path[path.index(node):] + [node]
+    return list(reversed(cycle))

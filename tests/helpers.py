@@ -39,12 +39,12 @@ def run_job(api: TorcClient, job: dict[str, Any], run_id: int, return_code: int 
 
 def assert_error(response: Any, status: int, *fragments: str) -> str:
     """Assert an error response: the status, torc's JSON error body, and words its message must contain."""
-    assert response.status_code == status, (response.status_code, response.text)
-    body = response.json()
-    message = body["error"]["message"]
-    assert isinstance(message, str) and message
+    where = f"{response.request.method} {response.request.url}"
+    assert response.status_code == status, (where, response.status_code, response.text)
+    message = response.json()["error"]["message"]
+    assert isinstance(message, str) and message, where
     for fragment in fragments:
-        assert fragment.lower() in message.lower(), (fragment, message)
+        assert fragment.lower() in message.lower(), (where, fragment, message)
     return message
 
 

@@ -212,7 +212,7 @@ class local_scheduler_model(Model):
     workflow_id: int
     name: str | None = None
     memory: str | None = None
-    num_cpus: int | None = None
+    num_cpus: int | None = Field(default=None, ge=0)
 
 
 class failure_handler_model(Model):

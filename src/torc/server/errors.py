@@ -52,6 +52,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def integrity_error(request: Request, exc: sqlite3.IntegrityError):
         return error_response(409, f"the change conflicts with existing data: {exc}")
 
+    @app.exception_handler(OverflowError)
+    async def overflow_error(request: Request, exc: OverflowError):
+        return error_response(422, "a number in the request is out of range (integers must fit in 64 bits)")
+
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)

@@ -10,7 +10,7 @@ from typing import Any
 
 from torc.core.errors import InvalidInputError, NotFoundError
 from torc.core.status import JobStatus
-from torc.core.units import parse_duration_seconds, parse_memory_bytes
+from torc.core.units import parse_duration_seconds, parse_memory_bytes, parse_walltime_seconds
 from torc.service.common import order_clause, page_bounds, paged, require_row, require_workflow
 from torc.service.context import Context
 from torc.storage.base import Connection
@@ -20,6 +20,7 @@ from torc.storage.tables import (
     FILE,
     RESOURCE_REQUIREMENTS,
     RESULT,
+    SLURM_SCHEDULER,
     USER_DATA,
     Table,
 )
@@ -71,8 +72,8 @@ def delete(ctx: Context, table: Table, id_: int) -> Values:
 def delete_all(ctx: Context, table: Table, workflow_id: int) -> Values:
     with ctx.store.write() as conn:
         require_workflow(conn, workflow_id)
-        _before_delete(conn, table, "workflow_id = ?", (workflow_id,))
-        count = conn.execute(f"DELETE FROM {table.name} WHERE workflow_id = ?", (workflow_id,))
+        spare = _before_delete(conn, table, "workflow_id = ?", (workflow_id,))
+        count = conn.execute(f"DELETE FROM {table.name} WHERE workflow_id = ?{spare}", (workflow_id,))
         return {"count": count}
 
 
@@ -117,20 +118,24 @@ def list_(
 
 def _check_resource_requirements(conn: Connection, values: Values, existing: Values | None) -> None:
     name = values.get("name", existing and existing["name"])
-    if existing is None and name == "default":
+    was_default = existing is not None and existing["name"] == "default"
+    if name == "default" and not was_default:
         raise InvalidInputError("the resource requirements name 'default' is reserved for the workflow default")
-    if existing is not None and existing["name"] == "default" and values.get("name", "default") != "default":
+    if was_default and name != "default":
         raise InvalidInputError("the workflow's default resource requirements cannot be renamed")
     for key in ("num_cpus", "num_gpus", "num_nodes"):
         if key in values and values[key] is not None and values[key] < (1 if key == "num_nodes" else 0):
             raise InvalidInputError(f"resource requirements {name!r}: {key} must be >= "
                                     f"{1 if key == 'num_nodes' else 0}, got {values[key]}")
-    if values.get("memory") is not None or existing is None:
-        values.setdefault("memory", "1m")
-        values["memory_bytes"] = parse_memory_bytes(values["memory"])
-    if values.get("runtime") is not None or existing is None:
-        values.setdefault("runtime", "P0DT1M")
-        values["runtime_s"] = parse_duration_seconds(values["runtime"])
+    for field, derived, parse, default in (("memory", "memory_bytes", parse_memory_bytes, "1m"),
+                                           ("runtime", "runtime_s", parse_duration_seconds, "P0DT1M")):
+        if values.get(field) is None and existing is not None:
+            continue
+        values.setdefault(field, default)
+        try:
+            values[derived] = parse(values[field])
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"resource requirements {name!r}: {field}: {exc.message}") from None
 
 
 def _check_result(conn: Connection, values: Values, existing: Values | None) -> None:
@@ -151,10 +156,19 @@ def _check_event(conn: Connection, values: Values, existing: Values | None) -> N
         values["timestamp"] = now_ms()
 
 
+def _check_slurm_scheduler(conn: Connection, values: Values, existing: Values | None) -> None:
+    if values.get("walltime") is not None:
+        try:
+            parse_walltime_seconds(values["walltime"])
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"slurm scheduler walltime: {exc.message}") from None
+
+
 _BEFORE_WRITE: dict[str, Callable[[Connection, Values, Values | None], None]] = {
     RESOURCE_REQUIREMENTS.name: _check_resource_requirements,
     RESULT.name: _check_result,
     EVENT.name: _check_event,
+    SLURM_SCHEDULER.name: _check_slurm_scheduler,
 }
 
 
@@ -164,10 +178,14 @@ def _before_write(conn: Connection, table: Table, values: Values, existing: Valu
         hook(conn, values, existing)
 
 
-def _before_delete(conn: Connection, table: Table, where: str, params: tuple) -> None:
+def _before_delete(conn: Connection, table: Table, where: str, params: tuple) -> str:
+    """Refuse deletes that would break jobs; return an extra WHERE condition to apply."""
     if table is RESOURCE_REQUIREMENTS:
+        if where == "id = ?" and conn.scalar(f"SELECT name FROM {table.name} WHERE id = ?", params) == "default":
+            raise InvalidInputError("the workflow's default resource requirements cannot be deleted")
         used = conn.scalar(
-            f"SELECT COUNT(*) FROM job WHERE resource_requirements_id IN (SELECT id FROM {table.name} WHERE {where})",
+            "SELECT COUNT(*) FROM job WHERE resource_requirements_id IN"
+            f" (SELECT id FROM {table.name} WHERE {where} AND name != 'default')",
             params,
         )
         if used:
@@ -175,6 +193,8 @@ def _before_delete(conn: Connection, table: Table, where: str, params: tuple) ->
                 f"cannot delete resource requirements still used by {used} job(s); "
                 "point those jobs at other resource requirements first"
             )
+        return " AND name != 'default'"
+    return ""
 
 
 def _after_create(conn: Connection, table: Table, new_id: int, values: Values, extra: Values) -> None:

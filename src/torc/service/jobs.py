@@ -82,10 +82,14 @@ def insert_jobs(conn: Connection, workflow_id: int, jobs: list[Values]) -> list[
             if missing:
                 kind = tables[field].replace("_", " ")
                 raise NotFoundError(f"{label}: {field} refers to {kind} id(s) {missing} not in workflow {workflow_id}")
-        status = job.get("status")
-        status = int(JobStatus.parse(status)) if status is not None else int(JobStatus.UNINITIALIZED)
+        status = JobStatus.parse(job["status"]) if job.get("status") is not None else JobStatus.UNINITIALIZED
+        if status not in (JobStatus.UNINITIALIZED, JobStatus.DISABLED):
+            raise InvalidInputError(
+                f"{label}: a new job's status must be uninitialized or disabled, found {status.wire}; "
+                "initialize_jobs computes the rest"
+            )
         rows.append((
-            workflow_id, job["name"], job["command"], job.get("invocation_script"), status,
+            workflow_id, job["name"], job["command"], job.get("invocation_script"), int(status),
             int(job.get("cancel_on_blocking_job_failure", True) is not False),
             int(bool(job.get("supports_termination", False))), rr, job.get("scheduler_id"), fh,
             job.get("attempt_id") or 1,
@@ -166,6 +170,9 @@ def update_job(ctx: Context, job_id: int, body: Values) -> Values:
                         "use manage_status_change or complete_job"
                     )
                 changes["status"] = int(new_status)
+        for field in ("name", "command"):
+            if field in body and body[field] is not None and not str(body[field]).strip():
+                raise InvalidInputError(f"job {job_id}: {field} must not be empty")
         stored = JOB.to_row(body)
         for field in _EDITABLE_WHEN_UNINITIALIZED:
             if field in body and body[field] is not None and stored[field] != row[field]:

@@ -39,9 +39,6 @@ def insert_workflow(conn: Connection, body: Values) -> int:
     values = WORKFLOW.to_row(body)
     values.pop("status_id", None)
     _check_sort_method(values)
-    for key in ("jobs_sort_method",):
-        if values.get(key) is None:
-            values.pop(key, None)
     values["timestamp"] = body.get("timestamp") or now_iso()
     cols = ", ".join(values)
     marks = ", ".join("?" for _ in values)
@@ -79,7 +76,6 @@ def update_workflow(ctx: Context, workflow_id: int, body: Values) -> Values:
         for key in WORKFLOW.immutable:
             values.pop(key, None)
         _check_sort_method(values)
-        values = {k: v for k, v in values.items() if v is not None or k in ("description", "project", "metadata")}
         if values:
             assignments = ", ".join(f"{c} = ?" for c in values)
             conn.execute(f"UPDATE workflow SET {assignments} WHERE id = ?", (*values.values(), workflow_id))

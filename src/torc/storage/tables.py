@@ -46,18 +46,18 @@ class Table:
         return out
 
     def to_row(self, wire: dict[str, Any]) -> dict[str, Any]:
-        """Wire values -> column values for the given keys (unknown keys dropped)."""
+        """Wire values -> column values for the given keys. Unknown keys and nulls are dropped:
+        torc's clients send null for "not set", so null never overwrites or clears a column."""
         out: dict[str, Any] = {}
         for key, value in wire.items():
-            if key not in self.columns:
+            if key not in self.columns or value is None:
                 continue
-            if value is not None:
-                if key in self.bools:
-                    value = int(bool(value))
-                elif key in self.json_objects:
-                    value = json.dumps(value, separators=(",", ":"))
-                elif key in self.statuses:
-                    value = int(JobStatus.parse(value))
+            if key in self.bools:
+                value = int(bool(value))
+            elif key in self.json_objects:
+                value = json.dumps(value, separators=(",", ":"))
+            elif key in self.statuses:
+                value = int(JobStatus.parse(value))
             out[key] = value
         return out
 

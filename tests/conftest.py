@@ -72,6 +72,12 @@ def check_invariants(store) -> None:
             " AND NOT EXISTS (SELECT 1 FROM workflow_result r WHERE r.job_id = j.id)"
         )
         assert not no_result, f"finished jobs without a current result: {no_result}"
+        miscounted = conn.fetchall(
+            "SELECT j.id, j.unfinished_blockers, (SELECT COUNT(*) FROM job_depends_on d JOIN job b"
+            " ON b.id = d.depends_on_job_id WHERE d.job_id = j.id AND b.status NOT IN (5, 6, 7, 8)) AS actual"
+            " FROM job j WHERE j.unfinished_blockers != actual"
+        )
+        assert not miscounted, f"unfinished_blockers out of date: {miscounted}"
 
 
 @pytest.fixture(autouse=True)

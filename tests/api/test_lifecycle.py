@@ -319,3 +319,31 @@ def test_claim_rejects_bad_time_limit(api, bad):
     with pytest.raises(InvalidInputError, match="time_limit"):
         api.post(f"workflows/{wf}/claim_jobs_based_on_resources/5",
                  {"num_cpus": 1, "memory_gb": 1, "num_gpus": 0, "num_nodes": 1, "time_limit": bad})
+
+
+def test_fan_in_released_only_by_last_blocker_in_any_order(api):
+    wf = make_workflow(api)
+    leaves = make_jobs(api, wf, [{"name": f"leaf{i}"} for i in range(30)])
+    make_jobs(api, wf, [{"name": "collect", "depends_on_job_ids": [j["id"] for j in leaves]}])
+    api.post(f"workflows/{wf}/initialize_jobs")
+    claimed = claim_all(api, wf)
+    for job in reversed(claimed[1:]):
+        run_job(api, job, 0)
+        assert statuses(api, wf)["collect"] == "blocked"
+    run_job(api, claimed[0], 0)
+    assert statuses(api, wf)["collect"] == "ready"
+
+
+def test_deleting_an_unfinished_blocker_releases_its_dependent(api):
+    import time
+
+    wf = make_workflow(api)
+    a, b = make_jobs(api, wf, [{"name": "a"}, {"name": "b"}])
+    make_jobs(api, wf, [{"name": "c", "depends_on_job_ids": [a["id"], b["id"]]}])
+    api.post(f"workflows/{wf}/initialize_jobs")
+    run_job(api, claim_all(api, wf, limit=1)[0], 0)  # a done, b ready
+    api.delete(f"jobs/{b['id']}")
+    deadline = time.monotonic() + 10  # the background pass (0.2 s in tests) releases c
+    while statuses(api, wf)["c"] != "ready":
+        assert time.monotonic() < deadline, statuses(api, wf)
+        time.sleep(0.05)

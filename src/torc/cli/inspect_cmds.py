@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from torc.cli.session import Session
 from torc.cli.output import emit
+from torc.cli.session import Session
 
 
 @click.command()

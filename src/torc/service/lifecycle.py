@@ -11,13 +11,10 @@ from collections import defaultdict, deque
 from typing import Any
 
 from torc.core.claim import GIB, SORT_METHODS, Candidate, Offer, pack
-from torc.core.errors import ConflictError, InvalidInputError, NotFoundError
+from torc.core.errors import InvalidInputError, NotFoundError
 from torc.core.status import (
     ACTIVE,
     DONE,
-    FAILED_LIKE,
-    FINISHED,
-    RESETTABLE_FAILURES,
     JobStatus,
     check_completion,
     check_status_change,
@@ -29,13 +26,13 @@ from torc.service.context import Context
 from torc.service.events import Event, record_event
 from torc.service.jobs import _load_wire, job_to_wire, require_job
 from torc.service.relationships import in_clause, load_relationships
-from torc.service.unblock import Released, release_dependents
+from torc.service.unblock import Released, release_dependents, release_waiting
+from torc.storage import queries as q
 from torc.storage.base import Connection
 from torc.storage.tables import RESULT, WORKFLOW_STATUS
 
 Values = dict[str, Any]
 S = JobStatus
-_DONE = in_clause(sorted(DONE))
 _CHUNK = 500
 
 
@@ -67,7 +64,7 @@ def _check_cycles(conn: Connection, workflow_id: int) -> None:
     indegree: dict[int, int] = defaultdict(int)
     ids = conn.column("SELECT id FROM job WHERE workflow_id = ?", (workflow_id,))
     dependents: dict[int, list[int]] = defaultdict(list)
-    for row in conn.iterate("SELECT job_id, depends_on_job_id FROM job_depends_on WHERE workflow_id = ?", (workflow_id,)):
+    for row in conn.iterate(q.WORKFLOW_EDGES, (workflow_id,)):
         dependents[row["depends_on_job_id"]].append(row["job_id"])
         blockers[row["job_id"]].append(row["depends_on_job_id"])
         indegree[row["job_id"]] += 1
@@ -135,53 +132,20 @@ def initialize_jobs(ctx: Context, workflow_id: int, only_uninitialized: bool = F
     with ctx.store.write() as conn:
         require_workflow(conn, workflow_id)
         for kind in ("file", "user_data"):
-            conn.execute(
-                f"INSERT INTO job_depends_on (job_id, depends_on_job_id, workflow_id)"
-                f" SELECT DISTINCT i.job_id, o.job_id, i.workflow_id FROM job_input_{kind} i"
-                f" JOIN job_output_{kind} o ON o.{kind}_id = i.{kind}_id"
-                f" WHERE i.workflow_id = ? AND i.job_id != o.job_id ON CONFLICT DO NOTHING",
-                (workflow_id,),
-            )
+            conn.execute(q.DERIVE_EDGES.format(kind=kind), (workflow_id,))
         _check_cycles(conn, workflow_id)
-        U = int(S.UNINITIALIZED)
-        if only_uninitialized:
-            keep = in_clause([S.DISABLED, S.PENDING, S.RUNNING])
-            conn.execute(
-                "WITH RECURSIVE down(id) AS ("
-                f" SELECT id FROM job WHERE workflow_id = ? AND status = {U}"
-                " UNION SELECT d.job_id FROM job_depends_on d JOIN down ON d.depends_on_job_id = down.id)"
-                f" UPDATE job SET status = {U} WHERE id IN (SELECT id FROM down) AND status NOT IN {keep}",
-                (workflow_id,),
-            )
-        else:
-            conn.execute(f"UPDATE job SET status = {U} WHERE workflow_id = ? AND status IN (?, ?)",
-                         (workflow_id, int(S.BLOCKED), int(S.READY)))
-        candidates = conn.column(f"SELECT id FROM job WHERE workflow_id = ? AND status = {U}", (workflow_id,))
-        conn.execute(
-            f"UPDATE job SET status = {int(S.BLOCKED)} WHERE workflow_id = ? AND status = {U} AND EXISTS ("
-            " SELECT 1 FROM job_depends_on d JOIN job b ON b.id = d.depends_on_job_id"
-            f" WHERE d.job_id = job.id AND b.status NOT IN {_DONE})",
-            (workflow_id,),
-        )
-        doomed = conn.column(
-            f"SELECT id FROM job WHERE workflow_id = ? AND status = {U} AND cancel_on_blocking_job_failure = 1"
-            " AND EXISTS (SELECT 1 FROM job_depends_on d JOIN job b ON b.id = d.depends_on_job_id"
-            f" WHERE d.job_id = job.id AND b.status IN {in_clause(sorted(FAILED_LIKE))})",
-            (workflow_id,),
-        )
+        conn.execute(q.SPREAD_UNINITIALIZED if only_uninitialized else q.UNSETTLE_WAITING, (workflow_id,))
+        candidates = conn.column(q.UNINITIALIZED_IDS, (workflow_id,))
+        conn.execute(q.BLOCK_WAITING, (workflow_id,))
+        doomed = conn.column(q.DOOMED_BY_FAILED_BLOCKER, (workflow_id,))
         _set_status(conn, doomed, S.CANCELED)
         released = release_dependents(conn, doomed) if doomed else Released()
-        conn.execute(f"UPDATE job SET status = {int(S.READY)}, unblocking_processed = 1"
-                     f" WHERE workflow_id = ? AND status = {U}", (workflow_id,))
-        conn.execute(
-            f"DELETE FROM workflow_result WHERE workflow_id = ? AND job_id IN"
-            f" (SELECT id FROM job WHERE workflow_id = ? AND status NOT IN {_DONE})",
-            (workflow_id, workflow_id),
-        )
+        conn.execute(q.READY_THE_REST, (workflow_id,))
+        conn.execute(q.DROP_STALE_CURRENT_RESULTS, (workflow_id, workflow_id))
         hashes = compute_input_hashes(conn, workflow_id)
         conn.executemany("UPDATE job SET input_hash = ? WHERE id = ?", [(h, i) for i, h in hashes.items()])
         actions.reset_for_initialize(conn, workflow_id)
-        ready = conn.column(f"SELECT id FROM job WHERE workflow_id = ? AND status = {int(S.READY)}", (workflow_id,))
+        ready = conn.column(q.READY_IDS, (workflow_id,))
     event_type = "workflow_reinitialized" if only_uninitialized else "workflow_started"
     ctx.bus.publish(Event(workflow_id, event_type, "info", {
         "considered_jobs": len(candidates), "ready_jobs": len(ready), "canceled_jobs": len(doomed) + len(released.canceled),
@@ -214,19 +178,13 @@ def _candidates(conn: Connection, workflow_id: int, offer: Offer, sort_method: s
     if offer.time_limit_s is not None:
         time_cond, time_params = " AND runtime_s <= ?", (offer.time_limit_s,)
     groups = conn.fetchall(
-        "SELECT id, num_cpus, memory_bytes, num_gpus, num_nodes, runtime_s FROM resource_requirements"
-        " WHERE workflow_id = ? AND num_cpus <= ? AND memory_bytes <= ? AND num_gpus <= ? AND num_nodes <= ?"
-        f"{time_cond}{_RR_ORDER[sort_method]}",
+        q.FITTING_REQUIREMENTS.format(time_condition=time_cond, order=_RR_ORDER[sort_method]),
         (workflow_id, offer.num_cpus, offer.memory_bytes, offer.num_gpus, offer.num_nodes, *time_params),
     )
     if sort_method == "none":
         # Plain job order, as the jobs were created.
         by_rr = {rr["id"]: rr for rr in groups}
-        for row in conn.iterate(
-            f"SELECT id, resource_requirements_id AS rr FROM job WHERE workflow_id = ? AND status = {int(S.READY)}"
-            f"{scheduler_filter} ORDER BY id",
-            (workflow_id, *params),
-        ):
+        for row in conn.iterate(q.READY_IN_ORDER.format(scheduler=scheduler_filter), (workflow_id, *params)):
             rr = by_rr.get(row["rr"])
             if rr is not None:
                 yield Candidate(row["id"], rr["num_cpus"], rr["memory_bytes"], rr["num_gpus"], rr["num_nodes"],
@@ -234,11 +192,7 @@ def _candidates(conn: Connection, workflow_id: int, offer: Offer, sort_method: s
         return
     for rr in groups:
         room = max(limit, 1) * 4
-        rows = conn.column(
-            f"SELECT id FROM job WHERE workflow_id = ? AND status = {int(S.READY)} AND resource_requirements_id = ?"
-            f"{scheduler_filter} ORDER BY id LIMIT ?",
-            (workflow_id, rr["id"], *params, room),
-        )
+        rows = conn.column(q.READY_IN_GROUP.format(scheduler=scheduler_filter), (workflow_id, rr["id"], *params, room))
         for job_id in rows:
             yield Candidate(job_id, rr["num_cpus"], rr["memory_bytes"], rr["num_gpus"], rr["num_nodes"],
                             rr["runtime_s"])
@@ -297,10 +251,7 @@ def claim_next_jobs(ctx: Context, workflow_id: int, limit: int = 10) -> Values:
         require_workflow(conn, workflow_id)
         if _canceled(conn, workflow_id) or limit == 0:
             return {"jobs": []}
-        ids = conn.column(
-            f"SELECT id FROM job WHERE workflow_id = ? AND status = {int(S.READY)} ORDER BY id LIMIT ?",
-            (workflow_id, limit),
-        )
+        ids = conn.column(q.NEXT_READY, (workflow_id, limit))
         return {"jobs": _mark_claimed(conn, workflow_id, ids)}
 
 
@@ -371,8 +322,8 @@ def _insert_result(conn: Connection, job: Values, status: JobStatus, run_id: int
     return conn.insert(f"INSERT INTO result ({cols}) VALUES ({marks})", tuple(values.values()))
 
 
-def _complete_in_tx(conn: Connection, job_id: int, status: JobStatus, run_id: int, result: Values
-                    ) -> tuple[Values, Released, list[Event]]:
+def _complete_in_tx(conn: Connection, job_id: int, status: JobStatus, run_id: int, result: Values,
+                    release: bool = True) -> tuple[Values, list[Event]]:
     job = require_job(conn, job_id)
     workflow_id = job["workflow_id"]
     _check_run_id(conn, workflow_id, job_id, run_id)
@@ -391,23 +342,24 @@ def _complete_in_tx(conn: Connection, job_id: int, status: JobStatus, run_id: in
     events = [Event(workflow_id, f"job_{status.wire}", _severity(status),
                     {"job_id": job_id, "job_name": job["name"], "return_code": result.get("return_code", 0),
                      "run_id": run_id, "attempt_id": job["attempt_id"]})]
-    released = Released()
-    if status in DONE:
-        released = release_dependents(conn, [job_id])
-        actions.trigger(conn, workflow_id, "on_jobs_complete", [job_id, *released.canceled])
-        if released.ready:
-            actions.trigger(conn, workflow_id, "on_jobs_ready", released.ready)
-        for cid in released.canceled:
-            events.append(Event(workflow_id, "job_canceled", "warning",
-                                {"job_id": cid, "reason": f"blocking job {job_id} {status.wire}"}))
+    if release and status in DONE:
+        events += _release_finished(conn, workflow_id, [job_id])
     wire = job_to_wire(require_job(conn, job_id))
-    return wire, released, events
+    return wire, events
+
+
+def _release_finished(conn: Connection, workflow_id: int, finished: list[int]) -> list[Event]:
+    """Release the dependents of newly finished jobs and fire the job triggers."""
+    released = release_dependents(conn, finished)
+    actions.trigger(conn, workflow_id, "on_jobs_complete", [*finished, *released.canceled])
+    if released.ready:
+        actions.trigger(conn, workflow_id, "on_jobs_ready", released.ready)
+    return [Event(workflow_id, "job_canceled", "warning", {"job_id": cid, "reason": "a blocking job did not succeed"})
+            for cid in released.canceled]
 
 
 def _after_completion(conn: Connection, workflow_id: int) -> list[Event]:
-    finished = in_clause(sorted(FINISHED))
-    if conn.scalar(f"SELECT EXISTS (SELECT 1 FROM job WHERE workflow_id = ? AND status NOT IN {finished})",
-                   (workflow_id,)):
+    if conn.scalar(q.ANY_UNFINISHED, (workflow_id,)):
         return []
     actions.trigger(conn, workflow_id, "on_workflow_complete")
     return [Event(workflow_id, "workflow_completed", "info", {})]
@@ -416,7 +368,7 @@ def _after_completion(conn: Connection, workflow_id: int) -> list[Event]:
 def complete_job(ctx: Context, job_id: int, status: str | int, run_id: int, result: Values) -> Values:
     new_status = JobStatus.parse(status)
     with ctx.store.write() as conn:
-        wire, _released, events = _complete_in_tx(conn, job_id, new_status, run_id, result)
+        wire, events = _complete_in_tx(conn, job_id, new_status, run_id, result)
         events += _after_completion(conn, wire["workflow_id"])
     ctx.bus.publish(*events)
     return wire
@@ -426,16 +378,22 @@ def complete_jobs(ctx: Context, workflow_id: int, run_id: int, items: list[Value
     """Batch extension: complete many jobs in one transaction (all or nothing)."""
     events: list[Event] = []
     jobs = []
+    finished: list[int] = []
     with ctx.store.write() as conn:
         require_workflow(conn, workflow_id)
         for item in items:
             job_id = item["job_id"]
             if conn.scalar("SELECT workflow_id FROM job WHERE id = ?", (job_id,)) not in (workflow_id,):
                 raise NotFoundError(f"job {job_id} not found in workflow {workflow_id}")
-            wire, _released, evs = _complete_in_tx(conn, job_id, JobStatus.parse(item["status"]), run_id,
-                                                   item.get("result") or {})
+            status = JobStatus.parse(item["status"])
+            wire, evs = _complete_in_tx(conn, job_id, status, run_id, item.get("result") or {}, release=False)
             jobs.append(wire)
             events += evs
+            if status in DONE:
+                finished.append(job_id)
+        # One release for the whole batch: each dependent is looked at once.
+        if finished:
+            events += _release_finished(conn, workflow_id, finished)
         events += _after_completion(conn, workflow_id)
     ctx.bus.publish(*events)
     return {"jobs": jobs}
@@ -486,9 +444,7 @@ def _downstream(conn: Connection, job_ids: list[int]) -> list[int]:
     while frontier:
         nxt = []
         for start in range(0, len(frontier), _CHUNK):
-            for dep in conn.column(
-                f"SELECT job_id FROM job_depends_on WHERE depends_on_job_id IN {in_clause(frontier[start:start + _CHUNK])}"
-            ):
+            for dep in conn.column(q.DIRECT_DEPENDENTS.format(ids=in_clause(frontier[start:start + _CHUNK]))):
                 if dep not in seen:
                     seen.add(dep)
                     nxt.append(dep)
@@ -544,16 +500,11 @@ def reset_job_status(ctx: Context, workflow_id: int, failed_only: bool = False) 
     with ctx.store.write() as conn:
         require_workflow(conn, workflow_id)
         if failed_only:
-            failed = conn.column(
-                f"SELECT id FROM job WHERE workflow_id = ? AND status IN {in_clause(sorted(RESETTABLE_FAILURES))}",
-                (workflow_id,),
-            )
+            failed = conn.column(q.FAILED_IDS, (workflow_id,))
             targets = sorted(set(failed) | set(_downstream(conn, failed)))
             # Jobs a runner holds right now are left alone.
-            keep = conn.column(
-                f"SELECT id FROM job WHERE workflow_id = ? AND status IN {in_clause(sorted(ACTIVE))}", (workflow_id,)
-            )
-            targets = [t for t in targets if t not in set(keep)]
+            keep = set(conn.column(q.ACTIVE_IDS, (workflow_id,)))
+            targets = [t for t in targets if t not in keep]
             _set_status(conn, targets, S.UNINITIALIZED, ", active_compute_node_id = NULL, unblocking_processed = 1")
             count = len(targets)
         else:
@@ -576,10 +527,7 @@ def reset_workflow_status(ctx: Context, workflow_id: int, force: bool = False) -
         if status["is_archived"] and not force:
             raise InvalidInputError(f"workflow {workflow_id} is archived; unarchive it before resetting")
         if not force:
-            active = conn.scalar(
-                f"SELECT COUNT(*) FROM job WHERE workflow_id = ? AND status IN {in_clause(sorted(ACTIVE))}",
-                (workflow_id,),
-            )
+            active = conn.scalar(q.ACTIVE_COUNT, (workflow_id,))
             if active:
                 raise InvalidInputError(
                     f"workflow {workflow_id} has {active} pending or running job(s); wait for them or use force"
@@ -618,11 +566,7 @@ def process_pending_unblocks(ctx: Context) -> int:
     """Release dependents of done jobs not yet processed (e.g. written by another process).
     Normal completions unblock in their own request; this is the periodic safety net."""
     with ctx.store.write() as conn:
-        rows = conn.fetchall(
-            f"SELECT id, workflow_id FROM job WHERE unblocking_processed = 0 AND status IN {_DONE} ORDER BY id LIMIT 10000"
-        )
-        if not rows:
-            return 0
+        rows = conn.fetchall(q.UNPROCESSED_COMPLETIONS)
         by_workflow: dict[int, list[int]] = defaultdict(list)
         for row in rows:
             by_workflow[row["workflow_id"]].append(row["id"])
@@ -630,4 +574,8 @@ def process_pending_unblocks(ctx: Context) -> int:
             released = release_dependents(conn, ids)
             if released.ready:
                 actions.trigger(conn, workflow_id, "on_jobs_ready", released.ready)
-    return len(rows)
+        waiting = release_waiting(conn)
+        for workflow_id, released in waiting.items():
+            if released.ready:
+                actions.trigger(conn, workflow_id, "on_jobs_ready", released.ready)
+    return len(rows) + sum(len(r.ready) + len(r.canceled) for r in waiting.values())

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from torc.core.status import DONE, FAILED_LIKE, JobStatus
+from torc.core.status import JobStatus
 from torc.service.relationships import in_clause
+from torc.storage import queries as q
 from torc.storage.base import Connection
 
-_DONE = in_clause(sorted(DONE))
-_FAILED = in_clause(sorted(FAILED_LIKE))
 _CHUNK = 500
 
 
@@ -24,22 +23,48 @@ class Released:
     canceled: list[int] = field(default_factory=list)
 
 
-def _has_unfinished_blocker(conn: Connection, job_id: int) -> bool:
-    # Scan blockers from the highest id down: runners finish jobs roughly in id order, so an
-    # unfinished blocker of a large fan-in is usually found on the first row.
-    return conn.fetchone(
-        "SELECT 1 AS x FROM job_depends_on d JOIN job b ON b.id = d.depends_on_job_id"
-        f" WHERE d.job_id = ? AND b.status NOT IN {_DONE} ORDER BY d.depends_on_job_id DESC LIMIT 1",
-        (job_id,),
-    ) is not None
-
-
 def _has_failed_blocker(conn: Connection, job_id: int) -> bool:
-    return conn.fetchone(
-        "SELECT 1 AS x FROM job_depends_on d JOIN job b ON b.id = d.depends_on_job_id"
-        f" WHERE d.job_id = ? AND b.status IN {_FAILED} LIMIT 1",
-        (job_id,),
-    ) is not None
+    return conn.fetchone(q.HAS_FAILED_BLOCKER, (job_id,)) is not None
+
+
+def _split(conn: Connection, candidates: dict[int, int]) -> tuple[list[int], list[int]]:
+    """Eligible jobs -> (ready, canceled): canceled when flagged and some blocker failed."""
+    ready, canceled = [], []
+    for job_id, flag in candidates.items():
+        (canceled if flag and _has_failed_blocker(conn, job_id) else ready).append(job_id)
+    return ready, canceled
+
+
+def _apply(conn: Connection, candidates: dict[int, int], released: Released) -> list[int]:
+    """Set eligible jobs ready or canceled; return the canceled ones (their dependents are next)."""
+    ready, canceled = _split(conn, candidates)
+    for start in range(0, len(ready), _CHUNK):
+        conn.execute(f"UPDATE job SET status = {int(JobStatus.READY)} WHERE id IN {in_clause(ready[start:start + _CHUNK])}")
+    for start in range(0, len(canceled), _CHUNK):
+        conn.execute(
+            f"UPDATE job SET status = {int(JobStatus.CANCELED)}, unblocking_processed = 1"
+            f" WHERE id IN {in_clause(canceled[start:start + _CHUNK])}"
+        )
+    released.ready.extend(ready)
+    released.canceled.extend(canceled)
+    return canceled
+
+
+def release_waiting(conn: Connection) -> dict[int, Released]:
+    """Release every blocked job that waits for nobody, per workflow (the safety net)."""
+    by_workflow: dict[int, dict[int, int]] = {}
+    for row in conn.iterate(q.RELEASABLE):
+        by_workflow.setdefault(row["workflow_id"], {})[row["id"]] = row["flag"]
+    out = {}
+    for workflow_id, candidates in by_workflow.items():
+        released = Released()
+        canceled = _apply(conn, candidates, released)
+        if canceled:
+            more = release_dependents(conn, canceled)
+            released.ready += more.ready
+            released.canceled += more.canceled
+        out[workflow_id] = released
+    return out
 
 
 def release_dependents(conn: Connection, finished_ids: list[int]) -> Released:
@@ -50,30 +75,9 @@ def release_dependents(conn: Connection, finished_ids: list[int]) -> Released:
         candidates: dict[int, int] = {}
         for start in range(0, len(frontier), _CHUNK):
             chunk = frontier[start : start + _CHUNK]
-            for row in conn.iterate(
-                "SELECT DISTINCT d.job_id, j.cancel_on_blocking_job_failure AS flag FROM job_depends_on d"
-                " JOIN job j ON j.id = d.job_id"
-                f" WHERE d.depends_on_job_id IN {in_clause(chunk)} AND j.status = {int(JobStatus.BLOCKED)}",
-            ):
+            for row in conn.iterate(q.RELEASABLE_DEPENDENTS.format(ids=in_clause(chunk))):
                 candidates[row["job_id"]] = row["flag"]
-        ready, canceled = [], []
-        for job_id, flag in candidates.items():
-            if _has_unfinished_blocker(conn, job_id):
-                continue
-            if flag and _has_failed_blocker(conn, job_id):
-                canceled.append(job_id)
-            else:
-                ready.append(job_id)
-        for start in range(0, len(ready), _CHUNK):
-            conn.execute(f"UPDATE job SET status = {int(JobStatus.READY)} WHERE id IN {in_clause(ready[start:start + _CHUNK])}")
-        for start in range(0, len(canceled), _CHUNK):
-            conn.execute(
-                f"UPDATE job SET status = {int(JobStatus.CANCELED)}, unblocking_processed = 1"
-                f" WHERE id IN {in_clause(canceled[start:start + _CHUNK])}"
-            )
-        released.ready.extend(ready)
-        released.canceled.extend(canceled)
-        frontier = canceled
+        frontier = _apply(conn, candidates, released)
     for start in range(0, len(finished_ids), _CHUNK):
         conn.execute(
             f"UPDATE job SET unblocking_processed = 1 WHERE id IN {in_clause(finished_ids[start:start + _CHUNK])}"

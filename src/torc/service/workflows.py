@@ -265,7 +265,7 @@ def _data_relationships(kind: str, table: str, fk: str, extra_cols: str) -> tupl
         " WHERE x.workflow_id = ? AND (p.job_id IS NOT NULL OR c.job_id IS NOT NULL)"
     )
     count = f"SELECT COUNT(*) FROM ({sql}) q"
-    return sql + f" ORDER BY x.id, p.job_id, c.job_id", count
+    return sql + " ORDER BY x.id, p.job_id, c.job_id", count
 
 
 def job_file_relationships(ctx: Context, workflow_id: int, offset: int = 0, limit: int | None = None) -> Values:

@@ -49,6 +49,25 @@ def _match_regexes(patterns: list[str] | None, names: list[str], what: str, labe
     return out
 
 
+def _substitute(text: str | None, files: dict[str, str], data: dict[str, object], label: str,
+                found: dict[tuple[str, str], list[str]], problems: list[str]) -> str | None:
+    """Replace ${files.input.X} etc. with paths / JSON data, recording which names were used."""
+    if text is None:
+        return None
+
+    def replace(match: re.Match[str]) -> str:
+        kind, direction, name = match.groups()
+        table = files if kind == "files" else data
+        if name not in table:
+            what = "an undefined file" if kind == "files" else "undefined user data"
+            problems.append(f"{label}: ${{{kind}.{direction}.{name}}} refers to {what}")
+            return match.group(0)
+        found[(kind, direction)].append(name)
+        return files[name] if kind == "files" else json.dumps(data[name])
+
+    return _TOKEN.sub(replace, text)
+
+
 def resolve(spec: WorkflowSpec, source: str) -> list[ResolvedJob]:
     problems: list[str] = []
     if spec.parameters or any(j.parameters or j.use_parameters for j in spec.jobs) or any(
@@ -86,29 +105,8 @@ def resolve(spec: WorkflowSpec, source: str) -> list[ResolvedJob]:
     for job in spec.jobs:
         label = f"job {job.name!r}"
         found: dict[tuple[str, str], list[str]] = defaultdict(list)
-
-        def substitute(text: str | None) -> str | None:
-            if text is None:
-                return None
-
-            def replace(match: re.Match[str]) -> str:
-                kind, direction, name = match.groups()
-                if kind == "files":
-                    if name not in files:
-                        problems.append(f"{label}: ${{files.{direction}.{name}}} refers to an undefined file")
-                        return match.group(0)
-                    found[(kind, direction)].append(name)
-                    return files[name]
-                if name not in data:
-                    problems.append(f"{label}: ${{user_data.{direction}.{name}}} refers to undefined user data")
-                    return match.group(0)
-                found[(kind, direction)].append(name)
-                return json.dumps(data[name])
-
-            return _TOKEN.sub(replace, text)
-
-        command = substitute(job.command) or ""
-        invocation = substitute(job.invocation_script)
+        command = _substitute(job.command, files, data, label, found, problems) or ""
+        invocation = _substitute(job.invocation_script, files, data, label, found, problems)
         r = ResolvedJob(job, command, invocation)
         r.depends_on = _unique((job.depends_on or []) + _match_regexes(
             job.depends_on_regexes, job_names, "depends_on_regexes", label, problems))

@@ -16,9 +16,22 @@ class Migration:
     sql: str
 
     def statements(self) -> list[str]:
-        # Migration files hold no semicolons inside literals, so splitting is safe.
+        """Split on semicolons that end a line; trigger bodies keep theirs (`...;` then `END`)."""
         lines = [ln for ln in self.sql.splitlines() if not ln.strip().startswith("--")]
-        return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+        statements, current, in_trigger = [], [], False
+        for line in lines:
+            current.append(line)
+            stripped = line.strip().upper()
+            if stripped.startswith("CREATE TRIGGER"):
+                in_trigger = True
+            ends = stripped.rstrip(";") == "END" if in_trigger else stripped.endswith(";")
+            if ends:
+                statements.append("\n".join(current).strip().rstrip(";"))
+                current, in_trigger = [], False
+        tail = "\n".join(current).strip().rstrip(";")
+        if tail:
+            statements.append(tail)
+        return [s for s in statements if s]
 
 
 def load_migrations(dialect: str) -> list[Migration]:

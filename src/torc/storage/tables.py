@@ -97,7 +97,7 @@ JOB = Table(
     statuses=frozenset({"status"}),
     filters=("active_compute_node_id",),
     sortable=("name", "command", "status", "resource_requirements_id", "scheduler_id", "attempt_id"),
-    hidden=frozenset({"unblocking_processed", "input_hash", "active_compute_node_id"}),
+    hidden=frozenset({"unblocking_processed", "input_hash", "active_compute_node_id", "unfinished_blockers"}),
 )
 
 FILE = Table(

@@ -10,6 +10,8 @@ import json
 from collections import defaultdict, deque
 from typing import Any
 
+import orjson
+
 from torc.core.claim import GIB, SORT_METHODS, Candidate, Offer, pack
 from torc.core.errors import InvalidInputError, NotFoundError
 from torc.core.status import (
@@ -118,8 +120,7 @@ def compute_input_hashes(conn: Connection, workflow_id: int, job_ids: list[int] 
                 {"id": u, "data": json.loads(data[u]) if data.get(u) else None} for u in r.get("input_user_data_ids", [])
             ],
         }
-        text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
-        out[row["id"]] = hashlib.sha256(text.encode()).hexdigest()
+        out[row["id"]] = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return out
 
 

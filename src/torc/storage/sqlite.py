@@ -41,6 +41,17 @@ class SqliteConnection(Connection):
     def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self.raw.execute(sql, params).lastrowid
 
+    def column(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        cursor = self.raw.cursor()
+        cursor.row_factory = None  # plain tuples: no dict per row for a single column
+        return [row[0] for row in cursor.execute(sql, params)]
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        cursor = self.raw.cursor()
+        cursor.row_factory = None
+        row = cursor.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
     def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
         # Inside the single write transaction nobody else allocates ids, so taking the next
         # block of ids ourselves is safe and lets executemany do the bulk work.

@@ -12,7 +12,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from torc.client import TorcClient
+from torc.core.errors import TorcError
+from torc.server.process import ServerProcess, spawn_server
 
 # The offer used by the claim benchmarks: with the default requirements (1 CPU, 1 MiB)
 # eight jobs fit, so claim_jobs_based_on_resources/8 returns up to eight jobs.
@@ -35,11 +36,23 @@ class BenchError(RuntimeError):
 
 @dataclass
 class Server:
-    process: subprocess.Popen
-    url: str
+    """A torc-server child process (torc.server.process) plus an optional py-spy profiler."""
+
+    proc: ServerProcess
     workdir: Path
-    log: Path
     profiler: subprocess.Popen | None = None
+
+    @property
+    def process(self) -> subprocess.Popen:
+        return self.proc.process
+
+    @property
+    def url(self) -> str:
+        return self.proc.url
+
+    @property
+    def log(self) -> Path:
+        return self.proc.log
 
     def client(self) -> TorcClient:
         return TorcClient(self.url, timeout=CLIENT_TIMEOUT)
@@ -51,13 +64,7 @@ class Server:
                 self.profiler.wait(60)
             except subprocess.TimeoutExpired:
                 self.profiler.kill()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.proc.stop(timeout=30)
 
     def __enter__(self) -> Server:
         return self
@@ -69,34 +76,16 @@ class Server:
 def start_server(workdir: Path, name: str, profile_dir: Path | None = None, py_spy: str | None = None) -> Server:
     """Start `torc-server run --port 0` on a fresh SQLite file under workdir and wait for /ping."""
     workdir.mkdir(parents=True, exist_ok=True)
-    database = workdir / f"{name}.db"
-    log = workdir / f"{name}.server.log"
-    cmd = [sys.executable, "-m", "torc.server.cli", "run", "--port", "0", "--host", "127.0.0.1",
-           "--database", str(database), "--log-level", "warning"]
-    with open(log, "w") as err:
-        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env={**os.environ})
-    line = process.stdout.readline().strip()
-    if not line.startswith("TORC_SERVER_PORT="):
-        process.kill()
-        raise BenchError(f"torc-server did not report its port: {line!r}; log:\n{log.read_text()}")
-    port = int(line.split("=", 1)[1])
-    server = Server(process, f"http://127.0.0.1:{port}/torc-service/v1", workdir, log)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with server.client() as c:
-                c.ping()
-            break
-        except Exception:
-            if time.monotonic() > deadline or process.poll() is not None:
-                server.stop()
-                raise BenchError(f"torc-server did not answer; log:\n{log.read_text()}") from None
-            time.sleep(0.05)
+    try:
+        proc = spawn_server(workdir / f"{name}.db", workdir / f"{name}.server.log", "--log-level", "warning")
+    except TorcError as exc:
+        raise BenchError(exc.message) from None
+    server = Server(proc, workdir)
     if profile_dir is not None and py_spy:
         profile_dir.mkdir(parents=True, exist_ok=True)
         out = profile_dir / f"{name}.folded.txt"
         server.profiler = subprocess.Popen(
-            [py_spy, "record", "--pid", str(process.pid), "--format", "raw", "--rate", "250",
+            [py_spy, "record", "--pid", str(proc.process.pid), "--format", "raw", "--rate", "250",
              "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=open(profile_dir / f"{name}.py-spy.log", "w"),
         )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from torc.core.errors import InvalidInputError
 from tests.helpers import claim_all, make_jobs, make_workflow, run_job, statuses
+from torc.core.errors import InvalidInputError
 
 
 def _diamond(api):

@@ -7,7 +7,12 @@ import pytest
 from torc.core.claim import GIB, Candidate, Offer, pack
 from torc.core.errors import InvalidInputError
 from torc.core.status import JobStatus, check_completion, check_status_change
-from torc.core.units import format_duration, parse_duration_seconds, parse_memory_bytes, parse_walltime_seconds
+from torc.core.units import (
+    format_duration,
+    parse_duration_seconds,
+    parse_memory_bytes,
+    parse_walltime_seconds,
+)
 
 
 def test_status_wire_names_and_codes():

@@ -347,3 +347,13 @@ def test_deleting_an_unfinished_blocker_releases_its_dependent(api):
     while statuses(api, wf)["c"] != "ready":
         assert time.monotonic() < deadline, statuses(api, wf)
         time.sleep(0.05)
+
+
+def test_retry_with_malformed_result_body_is_422(api, http):
+    wf = make_workflow(api)
+    (job,) = make_jobs(api, wf, [{"name": "a"}])
+    r = http.post(f"jobs/{job['id']}/retry/0", json={"run_id": {}, "return_code": "x"})
+    assert r.status_code == 422
+    assert "run_id" in r.json()["error"]["message"] and "return_code" in r.json()["error"]["message"]
+    r = http.post(f"jobs/{job['id']}/retry/0", json={"max_retries": -1})
+    assert r.status_code == 422 and "max_retries" in r.json()["error"]["message"]

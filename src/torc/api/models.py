@@ -267,10 +267,6 @@ class workflow_access_group_model(Model):
     created_at: str | None = None
 
 
-class claim_action_body(Model):
-    compute_node_id: int | None = None
-
-
 class job_completion(Model):
     job_id: int
     status: Status
@@ -294,9 +290,3 @@ class Page(BaseModel, Generic[T]):
     count: int
     total_count: int
     has_more: bool
-
-
-class ErrorBody(BaseModel):
-    error: dict[str, Any]
-    code: int | None = None
-    errorMessage: str | None = None

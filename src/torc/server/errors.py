@@ -7,6 +7,7 @@ import sqlite3
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from torc.core.errors import TorcError
@@ -26,7 +27,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError):
+    @app.exception_handler(ValidationError)  # models validated inside a handler (e.g. retry's body)
+    async def validation_error(request: Request, exc: RequestValidationError | ValidationError):
         problems = []
         for err in exc.errors():
             where = _location(tuple(err.get("loc", ())))

@@ -11,7 +11,7 @@ from typing import Any
 from torc.core.errors import InvalidInputError, NotFoundError
 from torc.core.status import JobStatus
 from torc.core.units import parse_duration_seconds, parse_memory_bytes, parse_walltime_seconds
-from torc.service.common import order_clause, page_bounds, paged, require_row, require_workflow
+from torc.service.common import now_ms, order_clause, page_bounds, paged, require_row, require_workflow
 from torc.service.context import Context
 from torc.storage.base import Connection
 from torc.storage.tables import (
@@ -151,8 +151,6 @@ def _check_result(conn: Connection, values: Values, existing: Values | None) -> 
 
 def _check_event(conn: Connection, values: Values, existing: Values | None) -> None:
     if existing is None and values.get("timestamp") is None:
-        from torc.service.common import now_ms
-
         values["timestamp"] = now_ms()
 
 

@@ -21,7 +21,7 @@ from torc.core.status import (
     check_completion,
     check_status_change,
 )
-from torc.core.units import parse_duration_seconds
+from torc.core.units import format_duration, parse_duration_seconds
 from torc.service import actions
 from torc.service.common import now_iso, require_workflow, run_id_of
 from torc.service.context import Context
@@ -272,8 +272,6 @@ def ready_job_requirements(ctx: Context, workflow_id: int, scheduler_config_id: 
             f" WHERE j.workflow_id = ? AND j.status = {int(S.READY)}{sched}",
             params,
         )
-    from torc.core.units import format_duration
-
     return {
         "num_jobs": row["n"], "num_cpus": row["cpus"], "num_gpus": row["gpus"],
         "memory_gb": row["mem"] / GIB, "max_num_nodes": row["nodes"], "max_runtime": format_duration(row["runtime"]),

@@ -253,15 +253,15 @@ def job_dependencies(ctx: Context, workflow_id: int, offset: int = 0, limit: int
     )
 
 
-def _data_relationships(kind: str, table: str, fk: str, extra_cols: str) -> tuple[str, str]:
+def _data_relationships(kind: str, extra_cols: str) -> tuple[str, str]:
     """Producer/consumer pairs per file or user data; unmatched sides are null."""
     sql = (
         f"SELECT x.id AS {kind}_id, x.name AS {kind}_name{extra_cols},"
         " p.job_id AS producer_job_id, pj.name AS producer_job_name,"
         " c.job_id AS consumer_job_id, cj.name AS consumer_job_name, x.workflow_id"
-        f" FROM {table} x"
-        f" LEFT JOIN job_output_{fk} p ON p.{kind}_id = x.id LEFT JOIN job pj ON pj.id = p.job_id"
-        f" LEFT JOIN job_input_{fk} c ON c.{kind}_id = x.id LEFT JOIN job cj ON cj.id = c.job_id"
+        f" FROM {kind} x"
+        f" LEFT JOIN job_output_{kind} p ON p.{kind}_id = x.id LEFT JOIN job pj ON pj.id = p.job_id"
+        f" LEFT JOIN job_input_{kind} c ON c.{kind}_id = x.id LEFT JOIN job cj ON cj.id = c.job_id"
         " WHERE x.workflow_id = ? AND (p.job_id IS NOT NULL OR c.job_id IS NOT NULL)"
     )
     count = f"SELECT COUNT(*) FROM ({sql}) q"
@@ -269,18 +269,13 @@ def _data_relationships(kind: str, table: str, fk: str, extra_cols: str) -> tupl
 
 
 def job_file_relationships(ctx: Context, workflow_id: int, offset: int = 0, limit: int | None = None) -> Values:
-    sql, count = _data_relationships("file", "file", "file", ", x.path AS file_path")
-    return _paged_plain_twice(ctx, workflow_id, sql, count, offset, limit)
+    sql, count = _data_relationships("file", ", x.path AS file_path")
+    return _paged_plain(ctx, workflow_id, sql, count, offset, limit)
 
 
 def job_user_data_relationships(ctx: Context, workflow_id: int, offset: int = 0, limit: int | None = None) -> Values:
-    sql, count = _data_relationships("user_data", "user_data", "user_data", "")
-    return _paged_plain_twice(ctx, workflow_id, sql, count, offset, limit)
-
-
-def _paged_plain_twice(ctx: Context, workflow_id: int, sql: str, count_sql: str, offset: int, limit: int | None):
-    # The count query embeds the listing query, so it takes the workflow id once as well.
-    return _paged_plain(ctx, workflow_id, sql, count_sql, offset, limit)
+    sql, count = _data_relationships("user_data", "")
+    return _paged_plain(ctx, workflow_id, sql, count, offset, limit)
 
 
 def list_failure_handlers(ctx: Context, workflow_id: int, offset: int = 0, limit: int | None = None) -> Values:

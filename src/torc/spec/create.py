@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from torc.client import TorcClient
-from torc.spec.load import load_spec
-from torc.spec.model import WorkflowSpec
-from torc.spec.resolve import ResolvedJob, resolve
+from torc.core.graph import stages
+from torc.spec.load import SpecError, parse_file, spec_from_data
+from torc.spec.model import ResourceMonitorConfig, WorkflowSpec
+from torc.spec.resolve import ResolvedJob, edges, resolve
 
 BATCH = 10_000
 
@@ -45,9 +46,15 @@ def _levels(jobs: list[ResolvedJob]) -> list[list[ResolvedJob]]:
     return [groups[k] for k in sorted(groups)]
 
 
+DEFAULT_MONITOR = {"enabled": True, "granularity": "summary", "sample_interval_seconds": 5}
+
+
 def create_workflow(client: TorcClient, spec: WorkflowSpec, source: str,
-                    progress: Callable[[int, int], None] | None = None) -> int:
-    jobs = resolve(spec, source)
+                    progress: Callable[[int, int], None] | None = None, monitoring: bool = True,
+                    broken: set[str] | frozenset[str] = frozenset()) -> int:
+    jobs = resolve(spec, source, broken)
+    if monitoring and spec.resource_monitor is None:
+        spec = spec.model_copy(update={"resource_monitor": ResourceMonitorConfig(**DEFAULT_MONITOR)})
     body = {
         "name": spec.name,
         "user": spec.user or current_user(),
@@ -150,6 +157,42 @@ def _populate(client: TorcClient, wf: int, spec: WorkflowSpec, jobs: list[Resolv
         client.post(f"workflows/{wf}/actions", body)
 
 
-def create_from_file(client: TorcClient, path: str | Path,
-                     progress: Callable[[int, int], None] | None = None) -> int:
-    return create_workflow(client, load_spec(path), str(path), progress)
+def create_from_file(client: TorcClient, path: str | Path, progress: Callable[[int, int], None] | None = None,
+                     monitoring: bool = True) -> int:
+    """Validate a spec file completely, then create its workflow (nothing is created on error)."""
+    data, source = parse_file(path)
+    spec, broken = spec_from_data(data, source)
+    return create_workflow(client, spec, source, progress, monitoring, broken)
+
+
+def blockers_from_file(path: str | Path) -> dict[str, list[str]]:
+    """job name -> names it waits for, from a spec file (for execution plans)."""
+    data, source = parse_file(path)
+    spec, broken = spec_from_data(data, source)
+    return {name: sorted(b) for name, b in edges(resolve(spec, source, broken)).items()}
+
+
+def dry_run_summary(path: str | Path) -> dict:
+    """What `workflows create --dry-run` reports: validity, every problem, warnings, a summary."""
+    try:
+        data, source = parse_file(path)
+        raw_jobs = len(data.get("jobs") or []) if isinstance(data, dict) else 0
+        raw_files = len(data.get("files") or []) if isinstance(data, dict) else 0
+        spec, broken = spec_from_data(data, source)
+        jobs = resolve(spec, source, broken)
+    except SpecError as exc:
+        return {"valid": False, "errors": exc.problems, "warnings": [], "summary": None}
+    warnings = []
+    if spec.slurm_schedulers and any(not j.spec.scheduler for j in jobs):
+        warnings.append("some jobs name no scheduler; any allocation may run them")
+    summary = {
+        "workflow_name": spec.name, "description": spec.description, "job_count": len(jobs),
+        "job_count_before_expansion": raw_jobs, "file_count": len(spec.files or []),
+        "file_count_before_expansion": raw_files, "user_data_count": len(spec.user_data or []),
+        "resource_requirements_count": len(spec.resource_requirements or []),
+        "slurm_scheduler_count": len(spec.slurm_schedulers or []), "action_count": len(spec.actions or []),
+        "has_schedule_nodes_action": any(a.action_type == "schedule_nodes" for a in spec.actions or []),
+        "job_names": [j.spec.name for j in jobs], "scheduler_names": [s.name for s in spec.slurm_schedulers or []],
+        "stages": len(stages({name: b for name, b in edges(jobs).items()})),
+    }
+    return {"valid": True, "errors": [], "warnings": warnings, "summary": summary}

@@ -1,20 +1,43 @@
-"""Reading spec files: format by extension, then validation into WorkflowSpec with errors that
-name the file, the job and the field, what was expected and what was found."""
+"""Reading spec files into one validated, parameter-expanded WorkflowSpec.
+
+Pipeline: parse (YAML, JSON, JSON5, KDL by extension) -> expand parameters -> validate each
+section item by item -> (resolve.py) references and cycles. Every problem found on the way is
+collected, so a user sees all of them at once, each naming the file, the job or field and what
+was expected and found.
+"""
 
 from __future__ import annotations
 
 import difflib
 import json
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from torc.core.errors import InvalidInputError
+from torc.spec import model
 from torc.spec.model import WorkflowSpec
+from torc.spec.parameters import FILE_FIELDS, JOB_FIELDS, ParameterError, expand_items
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".json5": "json5", ".kdl": "kdl"}
+
+# Each list section of a spec and the model of its items.
+SECTIONS: dict[str, type[BaseModel]] = {
+    "jobs": model.JobSpec,
+    "files": model.FileSpec,
+    "user_data": model.UserDataSpec,
+    "resource_requirements": model.ResourceRequirementsSpec,
+    "failure_handlers": model.FailureHandlerSpec,
+    "slurm_schedulers": model.SlurmSchedulerSpec,
+    "actions": model.WorkflowActionSpec,
+}
+_ITEM_KIND = {"jobs": "job", "files": "file", "user_data": "user_data", "actions": "action",
+              "resource_requirements": "resource_requirements", "failure_handlers": "failure_handler",
+              "slurm_schedulers": "slurm_scheduler", "rules": "rule"}
 
 
 class SpecError(InvalidInputError):
@@ -27,27 +50,61 @@ class SpecError(InvalidInputError):
         super().__init__(f"{source}: {len(problems)} problem(s) in workflow spec:\n{lines}")
 
 
+class _SpecYamlLoader(yaml.SafeLoader):
+    """YAML 1.1 reads `1:30` as the base-60 integer 90; a parameter range must stay a string."""
+
+
+_SpecYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SpecYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+_SpecYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
 def parse_text(text: str, fmt: str, source: str) -> Any:
     try:
         if fmt == "yaml":
-            return yaml.safe_load(text)
+            return yaml.load(text, Loader=_SpecYamlLoader)  # noqa: S506 - a SafeLoader subclass
         if fmt == "json":
             return json.loads(text)
         if fmt == "json5":
             import json5
 
             return json5.loads(text)
+        if fmt == "kdl":
+            from torc.spec.kdl import KdlError, kdl_to_dict
+
+            try:
+                return kdl_to_dict(text, source)
+            except KdlError as exc:
+                raise SpecError(source, exc.problems) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise SpecError(source, [f"invalid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    except json.JSONDecodeError as exc:
+        raise SpecError(source, [f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from None
     except ValueError as exc:
         raise SpecError(source, [f"invalid {fmt.upper()}: {exc}"]) from None
-    raise SpecError(source, [f"{fmt.upper()} specs are not supported yet; use YAML, JSON or JSON5"])
+    raise SpecError(source, [f"unknown spec format {fmt!r}"])
 
 
-def _describe_location(data: Any, loc: tuple[Any, ...]) -> str:
+# ---- describing where a problem is ---------------------------------------------------------
+
+
+def _describe(data: Any, loc: Iterable[Any]) -> str:
     """('jobs', 2, 'command') -> "job 'train' (jobs[2]) field 'command'"."""
+    loc = tuple(loc)
     parts: list[str] = []
     node = data
     i = 0
@@ -55,11 +112,10 @@ def _describe_location(data: Any, loc: tuple[Any, ...]) -> str:
         key = loc[i]
         if isinstance(key, str) and i + 1 < len(loc) and isinstance(loc[i + 1], int):
             index = loc[i + 1]
-            item = node.get(key, [])[index] if isinstance(node, dict) and isinstance(node.get(key), list) else None
-            kind = {"jobs": "job", "files": "file", "user_data": "user_data", "actions": "action",
-                    "resource_requirements": "resource_requirements", "failure_handlers": "failure_handler",
-                    "slurm_schedulers": "slurm_scheduler", "rules": "rule"}.get(key, key)
+            items = node.get(key) if isinstance(node, dict) else None
+            item = items[index] if isinstance(items, list) and index < len(items) else None
             name = item.get("name") if isinstance(item, dict) else None
+            kind = _ITEM_KIND.get(key, key)
             parts.append(f"{kind} {name!r} ({key}[{index}])" if name else f"{key}[{index}]")
             node = item
             i += 2
@@ -70,55 +126,115 @@ def _describe_location(data: Any, loc: tuple[Any, ...]) -> str:
     return " ".join(parts) or "top level"
 
 
-def _model_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: Any = WorkflowSpec
+def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that owns the last key of loc (for did-you-mean suggestions)."""
+    current: Any = root
     for key in loc:
         if isinstance(key, int):
             continue
-        field = model.model_fields.get(key) if hasattr(model, "model_fields") else None
+        field = getattr(current, "model_fields", {}).get(key)
         if field is None:
             return None
-        annotation = field.annotation
-        inner = [a for a in getattr(annotation, "__args__", (annotation,)) if a is not type(None)]
-        candidates = []
-        for a in inner:
-            candidates += [x for x in getattr(a, "__args__", (a,)) if isinstance(x, type)]
-        model = next((c for c in candidates if issubclass(c, BaseModel)), None)
-        if model is None:
+        candidates: list[Any] = [field.annotation]
+        found = None
+        while candidates:
+            ann = candidates.pop()
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                found = ann
+                break
+            candidates.extend(getattr(ann, "__args__", ()))
+        if found is None:
             return None
-    return model
+        current = found
+    return current
 
 
-def validation_problems(data: Any, exc: ValidationError) -> list[str]:
-    problems = []
+def _problems(data: Any, exc: ValidationError, root: type[BaseModel], prefix: tuple[Any, ...] = ()) -> list[str]:
+    out = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
+        loc = prefix + tuple(err["loc"])
         if err["type"] == "extra_forbidden":
-            where = _describe_location(data, loc[:-1])
-            key = loc[-1]
-            model = _model_for(loc[:-1])
-            known = list(model.model_fields) if model else []
-            hint = difflib.get_close_matches(str(key), known, n=1)
-            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-            problems.append(f"{where}: unknown key {key!r}{suggestion}")
+            owner = _model_at(root, tuple(err["loc"])[:-1])
+            known = list(owner.model_fields) if owner else []
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            out.append(f"{_describe(data, loc[:-1])}: unknown key {loc[-1]!r}{hint}")
         elif err["type"] == "missing":
-            problems.append(f"{_describe_location(data, loc[:-1])}: missing required field {loc[-1]!r}")
+            out.append(f"{_describe(data, loc[:-1])}: missing required field {loc[-1]!r}")
         else:
-            found = err.get("input")
-            problems.append(f"{_describe_location(data, loc)}: {err['msg']} (found {found!r})")
-    return problems
+            out.append(f"{_describe(data, loc)}: {err['msg']} (found {err.get('input')!r})")
+    return out
 
 
-def spec_from_data(data: Any, source: str) -> WorkflowSpec:
+# ---- the pipeline --------------------------------------------------------------------------
+
+
+def _expand(data: dict[str, Any], problems: list[str]) -> None:
+    shared = data.get("parameters") if isinstance(data.get("parameters"), dict) else None
+    for key, fields in (("jobs", JOB_FIELDS), ("files", FILE_FIELDS)):
+        items = data.get(key)
+        if not isinstance(items, list):
+            continue
+        try:
+            data[key] = expand_items(items, shared, fields, kind=key)
+        except ParameterError as exc:
+            problems.extend(exc.problems)
+
+
+def _validate_sections(data: dict[str, Any], problems: list[str]) -> tuple[dict[str, Any], set[str]]:
+    """Validate each section; bad items are reported and left out. Returns the clean data and
+    the names of the items left out (references to them are not reported a second time)."""
+    clean = dict(data)
+    broken: set[str] = set()
+    for key, item_model in SECTIONS.items():
+        items = data.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            problems.append(f"field {key!r}: expected a list, found {type(items).__name__}")
+            clean[key] = None
+            continue
+        try:  # fast path: the whole section at once
+            clean[key] = TypeAdapter(list[item_model]).validate_python(items)
+            continue
+        except ValidationError:
+            pass
+        good = []
+        for index, item in enumerate(items):
+            try:
+                good.append(item_model.model_validate(item))
+            except ValidationError as exc:
+                problems.extend(_problems(data, exc, item_model, (key, index)))
+                if isinstance(item, dict) and isinstance(item.get("name"), str):
+                    broken.add(item["name"])
+        clean[key] = good
+    return clean, broken
+
+
+def spec_from_data(data: Any, source: str) -> tuple[WorkflowSpec, set[str]]:
+    """Expand and validate parsed spec data; raise SpecError listing every problem."""
     if not isinstance(data, dict):
         raise SpecError(source, [f"expected a mapping of workflow fields at the top level, found {type(data).__name__}"])
+    problems: list[str] = []
+    data = dict(data)
+    _expand(data, problems)
+    clean, broken = _validate_sections(data, problems)
     try:
-        return WorkflowSpec.model_validate(data)
+        spec = WorkflowSpec.model_validate(clean)
     except ValidationError as exc:
-        raise SpecError(source, validation_problems(data, exc)) from None
+        problems.extend(_problems(data, exc, WorkflowSpec))
+        # Keep going with defaults and the valid sections, so reference problems are found too.
+        defaults = {k: f.get_default(call_default_factory=True) for k, f in WorkflowSpec.model_fields.items()}
+        sections = {k: v for k, v in clean.items() if k in SECTIONS and v is not None}
+        spec = WorkflowSpec.model_construct(**{**defaults, **sections})
+    if problems:
+        from torc.spec.resolve import reference_problems
+
+        raise SpecError(source, problems + reference_problems(spec, broken))
+    return spec, broken
 
 
-def load_spec(path: str | Path) -> WorkflowSpec:
+def parse_file(path: str | Path) -> tuple[Any, str]:
     path = Path(path)
     source = str(path)
     if not path.is_file():
@@ -126,4 +242,15 @@ def load_spec(path: str | Path) -> WorkflowSpec:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise SpecError(source, [f"unknown spec extension {path.suffix!r}; expected one of {', '.join(FORMATS)}"])
-    return spec_from_data(parse_text(path.read_text(), fmt, source), source)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(source, [f"cannot read the file: {exc}"]) from None
+    return parse_text(text, fmt, source), source
+
+
+def load_spec(path: str | Path) -> WorkflowSpec:
+    """Parse, expand and validate a spec file (references are checked by resolve())."""
+    data, source = parse_file(path)
+    spec, _ = spec_from_data(data, source)
+    return spec

@@ -68,14 +68,24 @@ def _substitute(text: str | None, files: dict[str, str], data: dict[str, object]
     return _TOKEN.sub(replace, text)
 
 
-def resolve(spec: WorkflowSpec, source: str) -> list[ResolvedJob]:
+def resolve(spec: WorkflowSpec, source: str, broken: set[str] | frozenset[str] = frozenset()) -> list[ResolvedJob]:
+    """Resolve every job of a validated spec; raise SpecError listing every reference problem."""
+    jobs, problems = _resolve(spec, broken)
+    if problems:
+        raise SpecError(source, problems)
+    return jobs
+
+
+def reference_problems(spec: WorkflowSpec, broken: set[str]) -> list[str]:
+    """Reference problems of a spec that also has schema problems (reported together)."""
+    return _resolve(spec, broken)[1]
+
+
+def _resolve(spec: WorkflowSpec, broken: set[str] | frozenset[str]) -> tuple[list[ResolvedJob], list[str]]:
     problems: list[str] = []
-    if spec.parameters or any(j.parameters or j.use_parameters for j in spec.jobs) or any(
-        f.parameters or f.use_parameters for f in spec.files or []
-    ):
-        problems.append("parameters: parameter expansion is not supported by this version of torc yet")
 
     files = {f.name: f.path for f in spec.files or []}
+    files.update({name: "" for name in broken if name not in files})
     data = {u.name: u.data for u in spec.user_data or [] if u.name}
     for kind, items in (("file", [f.name for f in spec.files or []]),
                         ("user_data", [u.name for u in spec.user_data or [] if u.name]),
@@ -98,9 +108,10 @@ def resolve(spec: WorkflowSpec, source: str) -> list[ResolvedJob]:
             problems.append("resource_requirements 'default': the name is reserved for the workflow default")
 
     job_names = [j.name for j in spec.jobs]
-    rr_names = {r.name for r in spec.resource_requirements or []}
-    handlers = {h.name for h in spec.failure_handlers or []}
-    schedulers = {s.name for s in spec.slurm_schedulers or []}
+    known_jobs = set(job_names) | broken  # items with schema problems are reported once, not again here
+    rr_names = {r.name for r in spec.resource_requirements or []} | broken
+    handlers = {h.name for h in spec.failure_handlers or []} | broken
+    schedulers = {s.name for s in spec.slurm_schedulers or []} | broken
     resolved: list[ResolvedJob] = []
     for job in spec.jobs:
         label = f"job {job.name!r}"
@@ -124,7 +135,7 @@ def resolve(spec: WorkflowSpec, source: str) -> list[ResolvedJob]:
                     problems.append(f"{label}: {attr} refers to undefined {kind} {name!r}")
             setattr(r, attr, _unique(explicit + by_regex + found[key]))
         for dep in job.depends_on or []:
-            if dep not in job_names:
+            if dep not in known_jobs:
                 close = difflib.get_close_matches(dep, job_names, 1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 problems.append(f"{label}: depends_on refers to undefined job {dep!r}{hint}")
@@ -140,9 +151,7 @@ def resolve(spec: WorkflowSpec, source: str) -> list[ResolvedJob]:
         cycle = find_cycle(resolved)
         if cycle:
             problems.append("dependency cycle: " + " -> ".join(cycle))
-    if problems:
-        raise SpecError(source, problems)
-    return resolved
+    return resolved, problems
 
 
 def edges(jobs: list[ResolvedJob]) -> dict[str, set[str]]:
@@ -153,9 +162,10 @@ def edges(jobs: list[ResolvedJob]) -> dict[str, set[str]]:
             producers[("f", f)].add(j.spec.name)
         for u in j.output_user_data:
             producers[("u", u)].add(j.spec.name)
+    names = {j.spec.name for j in jobs}
     out: dict[str, set[str]] = {}
     for j in jobs:
-        blockers = set(j.depends_on)
+        blockers = set(j.depends_on) & names
         for f in j.input_files:
             blockers |= producers[("f", f)]
         for u in j.input_user_data:

@@ -1,0 +1,156 @@
+"""Spec loading: formats, parameter expansion, substitution, edges, and all problems at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from torc.spec.create import blockers_from_file, dry_run_summary
+from torc.spec.load import SpecError, parse_file, spec_from_data
+from torc.spec.resolve import edges, resolve
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
+
+
+def _load(path: Path):
+    data, source = parse_file(path)
+    spec, broken = spec_from_data(data, source)
+    return spec, resolve(spec, source, broken)
+
+
+def _write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _problems(path: Path) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        _load(path)
+    assert str(path) in str(info.value)
+    return info.value.problems
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.iterdir()), ids=str)
+def test_every_torc_example_loads(example):
+    spec, jobs = _load(EXAMPLES / example)
+    assert spec.name and jobs
+    names = [j.spec.name for j in jobs]
+    assert len(names) == len(set(names))
+
+
+def test_yaml_and_json5_forms_give_the_same_workflow():
+    def shape(path):
+        spec, jobs = _load(EXAMPLES / path)
+        return ({j.spec.name: (j.command, tuple(j.input_files), tuple(j.output_files)) for j in jobs},
+                {f.name: f.path for f in spec.files or []},
+                {k: sorted(v) for k, v in edges(jobs).items()})
+
+    assert shape("sample_workflow.yaml") == shape("sample_workflow.json5")
+
+
+def test_file_substitution_infers_edges(tmp_path):
+    spec = _write(tmp_path, """
+name: s
+jobs:
+  - name: make
+    command: "gen > ${files.output.data}"
+  - name: use
+    command: "wc -l ${files.input.data} > ${files.output.count} && echo '${user_data.input.cfg}'"
+files:
+  - {name: data, path: out/data.txt}
+  - {name: count, path: out/count.txt}
+user_data:
+  - {name: cfg, data: {"k": 1}}
+""")
+    _, jobs = _load(spec)
+    use = next(j for j in jobs if j.spec.name == "use")
+    assert use.command == "wc -l out/data.txt > out/count.txt && echo '{\"k\": 1}'"
+    assert (use.input_files, use.output_files, use.input_user_data) == (["data"], ["count"], ["cfg"])
+    assert edges(jobs) == {"make": set(), "use": {"make"}}
+    assert blockers_from_file(spec) == {"make": [], "use": ["make"]}
+
+
+def test_regex_relationships(tmp_path):
+    spec = _write(tmp_path, """
+name: r
+parameters: {i: "1:3"}
+jobs:
+  - {name: "work_{i}", command: "echo {i}", use_parameters: [i]}
+  - {name: collect, command: "echo done", depends_on_regexes: ["^work_"]}
+""")
+    _, jobs = _load(spec)
+    assert edges(jobs)["collect"] == {"work_1", "work_2", "work_3"}
+
+
+def test_all_problems_are_reported_at_once(tmp_path):
+    spec = _write(tmp_path, """
+name: bad
+jobs:
+  - name: a
+    comand: echo typo
+  - name: b
+    command: "cat ${files.input.nope}"
+    depends_on: [c]
+    resource_requirements: huge
+  - name: b
+    command: echo duplicate
+  - name: "p_{x}"
+    command: run
+    parameters: {x: "1:10:0"}
+resource_requirements:
+  - {name: small, num_cpus: 1, memory: 1.5g}
+files:
+  - {name: f}
+""")
+    problems = _problems(spec)
+    text = "\n".join(problems)
+    for expected in (
+        "job 'a' (jobs[0]): unknown key 'comand'; did you mean 'command'?",
+        "job 'a' (jobs[0]): missing required field 'command'",
+        "file 'f' (files[0]): missing required field 'path'",
+        "job 'b': ${files.input.nope} refers to an undefined file",
+        "job 'b': depends_on refers to undefined job 'c'",
+        "job 'b': resource_requirements 'huge' is not defined",
+        "job 'b': duplicate name",
+        "step 0",
+        "resource_requirements 'small': invalid memory '1.5g'",
+    ):
+        assert expected in text, f"missing {expected!r} in:\n{text}"
+
+
+def test_cycle_is_printed(tmp_path):
+    spec = _write(tmp_path, """
+name: loop
+jobs:
+  - {name: a, command: x, depends_on: [c]}
+  - {name: b, command: x, depends_on: [a]}
+  - {name: c, command: x, depends_on: [b]}
+""")
+    (problem,) = _problems(spec)
+    assert problem.startswith("dependency cycle: ")
+    chain = problem.removeprefix("dependency cycle: ").split(" -> ")
+    assert chain[0] == chain[-1] and set(chain) == {"a", "b", "c"}
+
+
+def test_yaml_base60_ranges_stay_ranges(tmp_path):
+    spec = _write(tmp_path, "name: r\njobs:\n  - {name: 'j{i}', command: x, parameters: {i: 1:30}}\n")
+    _, jobs = _load(spec)
+    assert len(jobs) == 30
+
+
+def test_bad_yaml_and_unknown_extension(tmp_path):
+    assert "invalid YAML at line 3" in _problems(_write(tmp_path, "name: x\njobs: [\n"))[0]
+    assert "unknown spec extension '.txt'" in _problems(_write(tmp_path, "name: x", "spec.txt"))[0]
+    assert _problems(tmp_path / "missing.yaml") == ["file not found"]
+    assert "expected a mapping" in _problems(_write(tmp_path, "- a\n- b\n"))[0]
+
+
+def test_dry_run_summary(tmp_path):
+    ok = dry_run_summary(EXAMPLES / "hundred_jobs_parameterized.yaml")
+    assert ok["valid"] and ok["summary"]["job_count"] == 100
+    assert ok["summary"]["job_count_before_expansion"] < 100
+    bad = dry_run_summary(_write(tmp_path, "name: x\njobs:\n  - {name: a}\n"))
+    assert bad == {"valid": False, "errors": ["job 'a' (jobs[0]): missing required field 'command'"],
+                   "warnings": [], "summary": None}

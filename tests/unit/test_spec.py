@@ -154,3 +154,37 @@ def test_dry_run_summary(tmp_path):
     bad = dry_run_summary(_write(tmp_path, "name: x\njobs:\n  - {name: a}\n"))
     assert bad == {"valid": False, "errors": ["job 'a' (jobs[0]): missing required field 'command'"],
                    "warnings": [], "summary": None}
+
+
+def _shape(path: Path):
+    spec, jobs = _load(path)
+    return ({j.spec.name: (j.command, tuple(j.input_files), tuple(j.output_files)) for j in jobs},
+            {f.name: f.path for f in spec.files or []},
+            {k: sorted(v) for k, v in edges(jobs).items()})
+
+
+def test_yaml_json_json5_kdl_give_identical_workflows(tmp_path):
+    import json
+
+    import yaml
+
+    from torc.spec.kdl import dict_to_kdl
+
+    source = EXAMPLES / "hyperparameter_sweep_shared_params.yaml"
+    data = yaml.safe_load(source.read_text())
+    (tmp_path / "w.json").write_text(json.dumps(data))
+    (tmp_path / "w.json5").write_text("// comment\n" + json.dumps(data, indent=1).replace('"name"', "name"))
+    (tmp_path / "w.kdl").write_text(dict_to_kdl(data))
+    expected = _shape(source)
+    assert len(expected[0]) == 21
+    for name in ("w.json", "w.json5", "w.kdl"):
+        assert _shape(tmp_path / name) == expected, name
+    assert _shape(EXAMPLES / "diamond_workflow.kdl") == _shape(EXAMPLES / "diamond_workflow.yaml")
+
+
+def test_kdl_depends_on_job_and_problems(tmp_path):
+    ok = _write(tmp_path, 'name "k"\njob "a" { command "x"; }\njob "b" { command "y"; depends_on_job "a"; }\n',
+                "k.kdl")
+    assert edges(_load(ok)[1]) == {"a": set(), "b": {"a"}}
+    bad = _write(tmp_path, 'name "k"\njob "a" { comand "x"; }\n', "bad.kdl")
+    assert any("unknown node 'comand'; did you mean 'command'?" in p for p in _problems(bad))

@@ -2,38 +2,66 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import click
 
-from torc.cli import inspect_cmds, run_cmd
+from torc.cli import config_cmds, inspect_cmds, resource_cmds, run_cmd, workflow_cmds
 from torc.cli.session import Session, TorcGroup
 from torc.client import DEFAULT_URL
+
+LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
 
 
 @click.group(cls=TorcGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="torc", prog_name="torc")
 @click.option("--url", envvar="TORC_API_URL", default=None,
-              help=f"torc-server API URL [env TORC_API_URL; default {DEFAULT_URL}].")
+              help=f"torc-server API URL [env TORC_API_URL; config client.api_url; default {DEFAULT_URL}].")
 @click.option("--database", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Use an embedded server on this SQLite file instead of --url (e.g. torc_output/torc.db).")
-@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="Output format; json is for scripts.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default=None,
+              help="Output format; json is for scripts [config client.format; default table].")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
+              envvar="TORC_LOG_LEVEL", help="Logging detail on stderr [default warn].")
 @click.pass_context
-def main(ctx: click.Context, url: str | None, database: Path | None, fmt: str) -> None:
+def main(ctx: click.Context, url: str | None, database: Path | None, fmt: str | None, log_level: str | None) -> None:
     """torc: run and manage workflows of many jobs.
 
     \b
     Quick start (no server needed):
       torc run examples/demo_pipeline.yaml
     """
-    session = Session(url=url, database=database, fmt=fmt)
+    overrides = {"client.format": fmt, "client.api_url": url, "client.log_level": log_level}
+    session = Session(url=url, database=database, fmt=fmt or "table", config_overrides=overrides)
+    if fmt is None and ctx.invoked_subcommand != "config" and _has_config_files():
+        session.fmt = session.config().client.format
+    level = {"warn": "warning", "trace": "debug"}.get(log_level or "warn", log_level or "warn")
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = session
     ctx.call_on_close(session.stack.close)
 
 
-main.add_command(run_cmd.run)
-for _command in inspect_cmds.COMMANDS:
+def _has_config_files() -> bool:
+    """Reading the config costs a few file checks; skip it when no layer can change the format."""
+    from torc.config import config_paths
+
+    return any(layer.exists for layer in config_paths()) or any(k.startswith("TORC_CLIENT__") for k in os.environ)
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completions(shell: str) -> None:
+    """Print a shell completion script, e.g. `eval "$(torc completions bash)"`."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    click.echo(cls(main, {}, "torc", "_TORC_COMPLETE").source())
+
+
+for _command in (run_cmd.run, inspect_cmds.ping, workflow_cmds.workflows, config_cmds.config,
+                 *resource_cmds.GROUPS):
     main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,8 +26,3 @@ def emit(fmt: str, data: Any, columns: Sequence[str] | None = None, title: str |
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     Console().print(table)
-
-
-def say(message: str) -> None:
-    """A human message: on stdout for tables; scripts using -f json read only the JSON."""
-    click.echo(message)

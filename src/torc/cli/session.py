@@ -6,10 +6,12 @@ import contextlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
 from torc.client import DEFAULT_URL, TorcClient
+from torc.config import ConfigError, TorcConfig, load_config
 from torc.core.errors import TorcError
 
 
@@ -21,11 +23,19 @@ class Session:
     database: Path | None
     fmt: str
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    config_overrides: dict[str, Any] = field(default_factory=dict)
     _client: TorcClient | None = None
+    _config: TorcConfig | None = None
+
+    def config(self) -> TorcConfig:
+        """The layered configuration, loaded on first use (so a bad file only breaks what needs it)."""
+        if self._config is None:
+            self._config = load_config(overrides=self.config_overrides)
+        return self._config
 
     def client(self) -> TorcClient:
         if self._client is None:
-            url = self.url or DEFAULT_URL
+            url = self.url or self.config().client.api_url or DEFAULT_URL
             if self.database is not None:
                 from torc.cli.embedded import EmbeddedServer
 
@@ -42,4 +52,7 @@ class TorcGroup(click.Group):
             return super().invoke(ctx)
         except TorcError as exc:
             click.secho(f"Error: {exc.message}", fg="red", err=True)
+            sys.exit(1)
+        except ConfigError as exc:
+            click.secho(f"Error: {exc}", fg="red", err=True)
             sys.exit(1)

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from torc.cli.common import confirm, paging_options, pass_session
-from torc.cli.output import emit, say
+from torc.cli.common import confirm, note, paging_options, pass_session, show_record
+from torc.cli.output import emit
 from torc.cli.session import Session
 from torc.client import manager
 from torc.client.export import export_workflow, import_workflow
@@ -36,13 +36,13 @@ def create(session: Session, spec: str, no_resource_monitoring: bool, skip_check
 
     if dry_run:
         summary = dry_run_summary(spec)
-        emit(session.fmt, summary)
+        show_record(session, summary)
         return
     workflow_id = create_from_file(session.client(), spec, monitoring=not no_resource_monitoring)
     if session.fmt == "json":
         emit("json", {"workflow_id": workflow_id})
     else:
-        say(f"Created workflow {workflow_id} from {spec}")
+        note(f"Created workflow {workflow_id} from {spec}")
 
 
 @workflows.command()
@@ -74,7 +74,7 @@ def list_(session: Session, limit: int, offset: int, sort_by: str | None, revers
 @pass_session
 def get(session: Session, workflow_id: int) -> None:
     """Show one workflow."""
-    emit(session.fmt, session.client().get(f"workflows/{workflow_id}"))
+    show_record(session, session.client().get(f"workflows/{workflow_id}"))
 
 
 @workflows.command()
@@ -90,7 +90,7 @@ def update(session: Session, workflow_id: int, name: str | None, description: st
     workflow = client.get(f"workflows/{workflow_id}")
     changes = {"name": name, "description": description, "user": owner_user}
     workflow.update({k: v for k, v in changes.items() if v is not None})
-    emit(session.fmt, client.put(f"workflows/{workflow_id}", workflow))
+    show_record(session, client.put(f"workflows/{workflow_id}", workflow))
 
 
 @workflows.command()
@@ -98,7 +98,7 @@ def update(session: Session, workflow_id: int, name: str | None, description: st
 @pass_session
 def cancel(session: Session, workflow_id: int) -> None:
     """Cancel a workflow: runners stop, pending and running jobs are canceled."""
-    emit(session.fmt, session.client().put(f"workflows/{workflow_id}/cancel"))
+    show_record(session, session.client().put(f"workflows/{workflow_id}/cancel"))
 
 
 @workflows.command()
@@ -138,13 +138,13 @@ def initialize(session: Session, workflow_id: int, force: bool, no_prompts: bool
     """Start a fresh run: reset every job, then mark jobs ready or blocked."""
     client = session.client()
     if dry_run:
-        emit(session.fmt, manager.check_initialize(client, workflow_id).__dict__)
+        show_record(session, manager.check_initialize(client, workflow_id).__dict__)
         return
     if not client.get(f"workflows/{workflow_id}/is_uninitialized")["is_uninitialized"]:
         confirm(session, f"Workflow {workflow_id} has run before; reset all of its jobs?", no_prompts)
     plan = manager.initialize(client, workflow_id, force=force)
     for path in plan.existing_outputs:
-        say(f"warning: output file already exists and will be overwritten by its job: {path}")
+        note(f"warning: output file already exists and will be overwritten by its job: {path}")
     _report_counts(session, workflow_id)
 
 
@@ -160,9 +160,9 @@ def reinitialize(session: Session, workflow_id: int, force: bool, dry_run: bool)
         emit("json", plan.__dict__)
         return
     if not plan.rerun:
-        say("Nothing changed; no job needs to rerun.")
+        note("Nothing changed; no job needs to rerun.")
     for line in plan.rerun:
-        say(f"{'would rerun' if dry_run else 'rerun'}: {line}")
+        note(f"{'would rerun' if dry_run else 'rerun'}: {line}")
     if not dry_run:
         _report_counts(session, workflow_id)
 
@@ -179,7 +179,7 @@ def _report_counts(session: Session, workflow_id: int) -> None:
     if session.fmt == "json":
         emit("json", {"workflow_id": workflow_id, "job_counts": counts})
     else:
-        say(f"Workflow {workflow_id}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        note(f"Workflow {workflow_id}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
 
 
 @workflows.command()
@@ -192,7 +192,7 @@ def status(session: Session, workflow_id: int) -> None:
     if session.fmt == "json":
         emit("json", {**status, "job_counts": counts})
     else:
-        emit("table", {**status, **{f"jobs {k}": v for k, v in counts.items()}})
+        show_record(session, {**status, **{f"jobs {k}": v for k, v in counts.items()}})
 
 
 @workflows.command("reset-status")
@@ -211,7 +211,7 @@ def reset_status(session: Session, workflow_id: int, failed_only: bool, then_ini
     result = client.post(f"workflows/{workflow_id}/reset_job_status", failed_only=failed_only or None)
     if then_initialize:
         client.post(f"workflows/{workflow_id}/initialize_jobs", only_uninitialized=True)
-    emit(session.fmt, result)
+    show_record(session, result)
 
 
 @workflows.command("is-complete")
@@ -219,7 +219,7 @@ def reset_status(session: Session, workflow_id: int, failed_only: bool, then_ini
 @pass_session
 def is_complete(session: Session, workflow_id: int) -> None:
     """Whether every job has finished (or the workflow was canceled)."""
-    emit(session.fmt, session.client().get(f"workflows/{workflow_id}/is_complete"))
+    show_record(session, session.client().get(f"workflows/{workflow_id}/is_complete"))
 
 
 @workflows.command("list-actions")
@@ -249,9 +249,9 @@ def execution_plan(session: Session, spec_or_id: str) -> None:
         return
     for i, jobs in enumerate(plan):
         trigger = "Workflow start" if i == 0 else f"After stage {i} completes"
-        say(f"Stage {i + 1} ({trigger}): {len(jobs)} job(s)")
+        note(f"Stage {i + 1} ({trigger}): {len(jobs)} job(s)")
         for line in collapse_names(jobs):
-            say(f"    {line}")
+            note(f"    {line}")
 
 
 def _workflow_id(text: str) -> int:
@@ -289,7 +289,7 @@ def export(session: Session, workflow_id: int, output: str | None, include_resul
     text = json.dumps(doc, indent=2)
     if output:
         Path(output).write_text(text + "\n")
-        say(f"Exported workflow {workflow_id} ({len(doc['jobs'])} jobs) to {output}")
+        note(f"Exported workflow {workflow_id} ({len(doc['jobs'])} jobs) to {output}")
     else:
         click.echo(text)
 
@@ -310,7 +310,7 @@ def import_(session: Session, source: Any, name: str | None, skip_results: bool,
     if session.fmt == "json":
         emit("json", {"workflow_id": workflow_id})
     else:
-        say(f"Imported workflow {workflow_id}; initialize it to run: torc workflows initialize {workflow_id}")
+        note(f"Imported workflow {workflow_id}; initialize it to run: torc workflows initialize {workflow_id}")
 
 
 @workflows.command("sync-status")
@@ -326,5 +326,5 @@ def sync_status(session: Session, workflow_id: int, dry_run: bool) -> None:
                         "compute_node_id": j.get("compute_node_id")} for j in orphans],
          ["job_id", "name", "status", "compute_node_id"], "orphaned jobs")
     if session.fmt != "json" and orphans and not dry_run:
-        say(f"Failed {len(orphans)} orphaned job(s); rerun them with: torc workflows reset-status {workflow_id} "
+        note(f"Failed {len(orphans)} orphaned job(s); rerun them with: torc workflows reset-status {workflow_id} "
             "--failed-only --reinitialize")

@@ -17,7 +17,8 @@ from torc.core.errors import TorcError, error_for_status
 DEFAULT_URL = "http://localhost:8080/torc-service/v1"
 
 
-def _message(response: httpx.Response) -> str:
+def error_message(response: httpx.Response) -> str:
+    """The message of a torc error response ({"error": {"message": ...}}), or its text."""
     try:
         body = response.json()
     except ValueError:
@@ -53,7 +54,7 @@ class TorcClient:
         except httpx.TransportError as exc:
             raise TorcError(f"cannot reach the torc server at {self.url}: {exc}") from None
         if response.status_code >= 400:
-            raise error_for_status(response.status_code, _message(response))
+            raise error_for_status(response.status_code, error_message(response))
         return response.json() if response.content else None
 
     def get(self, path: str, **params: Any) -> Any:

@@ -105,3 +105,57 @@ def test_sse_unknown_workflow_is_404(live_server):
     response = httpx.get(f"{live_server.url}/workflows/999/events/stream", timeout=10)
     assert response.status_code == 404
     assert "workflow" in response.json()["error"]["message"]
+
+
+def test_open_event_stream_does_not_delay_shutdown(tmp_path):
+    import time
+
+    server = start_server(tmp_path / "torc.db", tmp_path / "a.log")
+    with server.client() as api:
+        wf = api.create_workflow("stream")["id"]
+    opened = threading.Event()
+    ended: list[float] = []
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{server.url}/workflows/{wf}/events/stream", timeout=30) as response:
+            for line in response.iter_lines():
+                if line.startswith(": connected"):
+                    opened.set()
+        ended.append(time.monotonic())
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    assert opened.wait(10)
+    started = time.monotonic()
+    assert server.stop(signal.SIGTERM) == 0
+    listener.join(10)
+    assert ended and ended[0] - started < 3  # not uvicorn's 5 s graceful timeout
+    assert "CancelledError" not in server.log.read_text()
+
+
+def test_compute_node_events_are_streamed(live_server):
+    with live_server.client() as api:
+        wf = api.create_workflow("nodes")["id"]
+    seen: list[str] = []
+    connected = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{live_server.url}/workflows/{wf}/events/stream", timeout=20) as response:
+            for line in response.iter_lines():
+                if line.startswith(": connected"):
+                    connected.set()
+                elif line.startswith("event: "):
+                    seen.append(line[7:])
+                    if line[7:] == "compute_node_stopped":
+                        return
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    assert connected.wait(10)
+    with live_server.client() as api:
+        node = api.post("compute_nodes", {"workflow_id": wf, "hostname": "h", "pid": 1, "start_time": "t",
+                                          "num_cpus": 1, "memory_gb": 1, "num_gpus": 0, "num_nodes": 1,
+                                          "compute_node_type": "local", "is_active": True})
+        api.put(f"compute_nodes/{node['id']}", {**node, "is_active": False})
+    listener.join(15)
+    assert seen == ["compute_node_started", "compute_node_stopped"]

@@ -19,7 +19,14 @@ def _server_class():
     import uvicorn
 
     class GracefulServer(uvicorn.Server):
-        """uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown; a clean stop should exit 0."""
+        """Ends open event streams as soon as shutdown begins (uvicorn would wait for them), and
+        exits 0 on SIGINT/SIGTERM (uvicorn re-raises the signal after its graceful shutdown)."""
+
+        def handle_exit(self, sig, frame) -> None:
+            ctx = getattr(self.config.app.state, "ctx", None)
+            if ctx is not None:
+                ctx.bus.close_all()
+            super().handle_exit(sig, frame)
 
         @contextlib.contextmanager
         def capture_signals(self):

@@ -13,6 +13,7 @@ from torc.core.status import JobStatus
 from torc.core.units import parse_duration_seconds, parse_memory_bytes, parse_walltime_seconds
 from torc.service.common import now_ms, order_clause, page_bounds, paged, require_row, require_workflow
 from torc.service.context import Context
+from torc.service.events import Event
 from torc.storage.base import Connection
 from torc.storage.tables import (
     COMPUTE_NODE,
@@ -20,6 +21,7 @@ from torc.storage.tables import (
     FILE,
     RESOURCE_REQUIREMENTS,
     RESULT,
+    SCHEDULED_COMPUTE_NODE,
     SLURM_SCHEDULER,
     USER_DATA,
     Table,
@@ -37,7 +39,24 @@ def create(ctx: Context, table: Table, body: Values, **extra: Any) -> Values:
         marks = ", ".join("?" for _ in values)
         new_id = conn.insert(f"INSERT INTO {table.name} ({cols}) VALUES ({marks})", tuple(values.values()))
         _after_create(conn, table, new_id, values, extra)
-        return table.to_wire(require_row(conn, table, new_id))
+        created = table.to_wire(require_row(conn, table, new_id))
+    _announce(ctx, table, None, created)
+    return created
+
+
+def _announce(ctx: Context, table: Table, before: Values | None, after: Values) -> None:
+    """Live events for runner and allocation changes (reference §3.10)."""
+    if table is COMPUTE_NODE:
+        if before is None:
+            event = "compute_node_started"
+        elif before.get("is_active") and not after.get("is_active"):
+            event = "compute_node_stopped"
+        else:
+            return
+        data = {k: after.get(k) for k in ("id", "hostname", "pid", "compute_node_type", "num_cpus", "num_gpus")}
+        ctx.bus.publish(Event(after["workflow_id"], event, "info", data))
+    elif table is SCHEDULED_COMPUTE_NODE and before is None:
+        ctx.bus.publish(Event(after["workflow_id"], "scheduler_node_created", "info", after))
 
 
 def get(ctx: Context, table: Table, id_: int) -> Values:
@@ -58,7 +77,9 @@ def update(ctx: Context, table: Table, id_: int, body: Values) -> Values:
         if values:
             assignments = ", ".join(f"{c} = ?" for c in values)
             conn.execute(f"UPDATE {table.name} SET {assignments} WHERE id = ?", (*values.values(), id_))
-        return table.to_wire(require_row(conn, table, id_))
+        updated = table.to_wire(require_row(conn, table, id_))
+    _announce(ctx, table, table.to_wire(existing), updated)
+    return updated
 
 
 def delete(ctx: Context, table: Table, id_: int) -> Values:

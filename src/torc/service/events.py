@@ -44,7 +44,7 @@ class Subscription:
         self.workflow_id = workflow_id
         self.min_rank = SEVERITIES.index(level)
         self.loop = loop
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_CAPACITY)
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_CAPACITY)  # None ends the stream
         self.dropped = 0
 
     def wants(self, event: Event) -> bool:
@@ -56,6 +56,13 @@ class Subscription:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.dropped += 1
+
+    def _close(self) -> None:
+        """Wake the reader with the end-of-stream marker, making room for it if needed."""
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(None)
 
     def take_dropped(self) -> int:
         dropped, self.dropped = self.dropped, 0
@@ -80,6 +87,16 @@ class EventBus:
         with self._lock:
             if sub in self._subs:
                 self._subs.remove(sub)
+
+    def close_all(self) -> None:
+        """End every open stream (server shutdown): readers see None and finish their response."""
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            try:
+                sub.loop.call_soon_threadsafe(sub._close)
+            except RuntimeError:
+                self._remove(sub)
 
     @property
     def subscriber_count(self) -> int:

@@ -43,6 +43,8 @@ async def stream_workflow_events(request: Request, ctx: Annotated[Context, Depen
                         return
                     yield b": keep-alive\n\n"
                     continue
+                if event is None:  # the server is shutting down
+                    return
                 dropped = subscription.take_dropped()
                 if dropped:
                     yield _frame("warning", {"dropped": dropped})

@@ -21,7 +21,7 @@ def _is_spec(arg: str) -> bool:
 
 
 def _connect(session: Session, output_dir: Path) -> TorcClient:
-    if session.url is None and session.database is None:
+    if session.url is None and session.database is None and session.config().client.api_url is None:
         from torc.cli.embedded import server_reachable
 
         if not server_reachable(DEFAULT_URL):
@@ -47,21 +47,28 @@ def _check_required_files(client: TorcClient, workflow_id: int) -> None:
 @click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="CPUs to offer [default: all].")
 @click.option("--memory-gb", type=click.FloatRange(min=0), default=None, help="Memory to offer [default: all].")
 @click.option("--num-gpus", type=click.IntRange(min=0), default=None, help="GPUs to offer [default: detected].")
-@click.option("-p", "--poll-interval", type=click.FloatRange(min=0.01), default=5.0, show_default=True,
-              help="Seconds between checks while no job of this runner is active.")
-@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("torc_output"),
-              show_default=True, help="Job logs, runner files and (embedded server) the database go here.")
+@click.option("-p", "--poll-interval", type=click.FloatRange(min=0.01), default=None,
+              help="Seconds between checks while no job of this runner is active [config client.run; 5].")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Job logs, runner files and (embedded server) the database go here "
+                   "[config client.run; torc_output].")
 @click.option("--skip-checks", is_flag=True, help="Do not check that required input files exist.")
 @click.pass_obj
 def run(session: Session, spec_or_id: str, max_parallel_jobs: int | None, num_cpus: int | None,
-        memory_gb: float | None, num_gpus: int | None, poll_interval: float, output_dir: Path,
+        memory_gb: float | None, num_gpus: int | None, poll_interval: float | None, output_dir: Path | None,
         skip_checks: bool) -> None:
     """Run a workflow on this machine: SPEC_OR_ID is a spec file (YAML, JSON, JSON5) or a workflow id.
 
     With no server configured or reachable, torc starts one itself on OUTPUT_DIR/torc.db.
     A workflow id that already ran resumes: only jobs that are not complete run.
     """
-    output_dir = output_dir.resolve()
+    defaults = session.config().client.run
+    output_dir = (output_dir or Path(defaults.output_dir)).resolve()
+    poll_interval = poll_interval or defaults.poll_interval
+    max_parallel_jobs = max_parallel_jobs or defaults.max_parallel_jobs
+    num_cpus = num_cpus or defaults.num_cpus
+    memory_gb = memory_gb if memory_gb is not None else defaults.memory_gb
+    num_gpus = num_gpus if num_gpus is not None else defaults.num_gpus
     output_dir.mkdir(parents=True, exist_ok=True)
     client = _connect(session, output_dir)
     if _is_spec(spec_or_id):

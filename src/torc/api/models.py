@@ -102,12 +102,20 @@ class file_model(Model):
     st_mtime: float | None = None
 
 
+class files_model(Model):
+    files: list[file_model]
+
+
 class user_data_model(Model):
     id: int | None = None
     workflow_id: int
     name: str
     is_ephemeral: bool | None = None
     data: Any = None
+
+
+class user_data_batch_model(Model):
+    user_data: list[user_data_model]
 
 
 class resource_requirements_model(Model):

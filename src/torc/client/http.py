@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 
 from torc.core.errors import TorcError, error_for_status
 
@@ -49,13 +50,16 @@ class TorcClient:
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
+        # orjson: several times faster than the stdlib for the 10,000-record batches torc sends.
+        content = orjson.dumps(json) if json is not None else None
+        headers = {"Content-Type": "application/json"} if content is not None else None
         try:
-            response = self.http.request(method, path.lstrip("/"), params=clean, json=json)
+            response = self.http.request(method, path.lstrip("/"), params=clean, content=content, headers=headers)
         except httpx.TransportError as exc:
             raise TorcError(f"cannot reach the torc server at {self.url}: {exc}") from None
         if response.status_code >= 400:
             raise error_for_status(response.status_code, error_message(response))
-        return response.json() if response.content else None
+        return orjson.loads(response.content) if response.content else None
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params)

@@ -83,17 +83,24 @@ def create_workflow(client: TorcClient, spec: WorkflowSpec, source: str,
     return wf
 
 
+def _create_batched(client: TorcClient, path: str, key: str, records: list[dict]) -> dict[str, int]:
+    """Create records through a bulk endpoint; name -> new id."""
+    ids: dict[str, int] = {}
+    for start in range(0, len(records), BATCH):
+        chunk = [{k: v for k, v in r.items() if v is not None} for r in records[start:start + BATCH]]
+        for created in client.post(path, {key: chunk})[key]:
+            ids[created["name"]] = created["id"]
+    return ids
+
+
 def _populate(client: TorcClient, wf: int, spec: WorkflowSpec, jobs: list[ResolvedJob],
               progress: Callable[[int, int], None] | None) -> None:
-    file_ids = {f.name: client.post("files", {"workflow_id": wf, "name": f.name, "path": f.path})["id"]
-                for f in spec.files or []}
-    data_ids = {}
-    for u in spec.user_data or []:
-        if u.name:
-            body = {"workflow_id": wf, "name": u.name, "is_ephemeral": u.is_ephemeral}
-            if u.data is not None:
-                body["data"] = u.data
-            data_ids[u.name] = client.post("user_data", body)["id"]
+    file_ids = _create_batched(client, "bulk_files", "files",
+                               [{"workflow_id": wf, "name": f.name, "path": f.path} for f in spec.files or []])
+    data_ids = _create_batched(client, "bulk_user_data", "user_data", [
+        {"workflow_id": wf, "name": u.name, "is_ephemeral": u.is_ephemeral, "data": u.data}
+        for u in spec.user_data or [] if u.name
+    ])
     rr_ids = {r["name"]: r["id"] for r in client.get("resource_requirements", workflow_id=wf)["items"]}
     for r in spec.resource_requirements or []:
         rr_ids[r.name] = client.post("resource_requirements", {"workflow_id": wf, **r.model_dump()})["id"]

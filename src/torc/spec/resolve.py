@@ -8,6 +8,7 @@ import difflib
 import json
 import re
 from collections import defaultdict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from torc.core.errors import InvalidInputError
@@ -34,7 +35,8 @@ def _unique(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _match_regexes(patterns: list[str] | None, names: list[str], what: str, label: str, problems: list[str]) -> list[str]:
+def _match_regexes(patterns: list[str] | None, names: Iterable[str], what: str, label: str,
+                   problems: list[str]) -> list[str]:
     out: list[str] = []
     for pattern in patterns or []:
         try:
@@ -128,7 +130,7 @@ def _resolve(spec: WorkflowSpec, broken: set[str] | frozenset[str]) -> tuple[lis
             ("output_user_data", "output_user_data_regexes", data, ("user_data", "output")),
         ):
             explicit = getattr(job, attr) or []
-            by_regex = _match_regexes(getattr(job, regex_attr), list(names), regex_attr, label, problems)
+            by_regex = _match_regexes(getattr(job, regex_attr), names, regex_attr, label, problems)
             for name in explicit:
                 if name not in names:
                     kind = "file" if attr.endswith("files") else "user data"

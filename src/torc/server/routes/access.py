@@ -8,11 +8,12 @@ from fastapi import APIRouter, Body, Depends
 
 from torc.api import models as m
 from torc.server.deps import get_ctx
+from torc.server.fastjson import FastJSONRoute
 from torc.server.responses import JSON
 from torc.service import access
 from torc.service.context import Context
 
-router = APIRouter()
+router = APIRouter(route_class=FastJSONRoute)
 Ctx = Annotated[Context, Depends(get_ctx)]
 AnyBody = Annotated[dict[str, Any] | None, Body()]
 

@@ -11,11 +11,12 @@ from starlette.responses import StreamingResponse
 
 from torc.core.errors import InvalidInputError
 from torc.server.deps import get_ctx
+from torc.server.fastjson import FastJSONRoute
 from torc.service import workflows
 from torc.service.context import Context
 from torc.service.events import SEVERITIES
 
-router = APIRouter()
+router = APIRouter(route_class=FastJSONRoute)
 KEEPALIVE_SECONDS = 15.0
 
 

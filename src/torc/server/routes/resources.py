@@ -13,12 +13,13 @@ from fastapi import APIRouter, Body, Depends, Query
 
 from torc.api import models as m
 from torc.server.deps import get_ctx
+from torc.server.fastjson import FastJSONRoute
 from torc.server.responses import JSON
 from torc.service import crud
 from torc.service.context import Context
 from torc.storage import tables as t
 
-router = APIRouter()
+router = APIRouter(route_class=FastJSONRoute)
 Ctx = Annotated[Context, Depends(get_ctx)]
 AnyBody = Annotated[dict[str, Any] | None, Body()]
 
@@ -138,6 +139,18 @@ def _register(segment: str) -> None:
 
 for _segment in RESOURCES:
     _register(_segment)
+
+
+@router.post("/bulk_files", operation_id="create_files")
+def create_files(ctx: Ctx, body: m.files_model):
+    """Extension: create many files of one workflow in one request (returned in input order)."""
+    return JSON({"files": crud.create_many(ctx, t.FILE, [f.values() for f in body.files])})
+
+
+@router.post("/bulk_user_data", operation_id="create_many_user_data")
+def create_many_user_data(ctx: Ctx, body: m.user_data_batch_model):
+    """Extension: create many user data records of one workflow in one request."""
+    return JSON({"user_data": crud.create_many(ctx, t.USER_DATA, [u.values() for u in body.user_data])})
 
 
 # Failure handlers: create/get/delete here, listing under /workflows/{id}/failure_handlers.

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 import torc
+from torc.server.fastjson import FastJSONRoute
 from torc.server.responses import JSON
 
-router = APIRouter()
+router = APIRouter(route_class=FastJSONRoute)
 
 
 @router.get("/ping", operation_id="ping")

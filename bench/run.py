@@ -23,11 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import BenchError, Figure, fmt, machine_info, make_workdir  # noqa: E402
-from scenarios import bench_claims, bench_claims_per_job, bench_creation, bench_fanin  # noqa: E402
+from scenarios import bench_claims, bench_claims_per_job, bench_creation, bench_fanin, bench_spec  # noqa: E402
 
-BENCHES = ("creation", "claims", "fanin")
-DEFAULTS = {"jobs": 100_000, "claim_jobs": 20_000, "per_job_jobs": 2_000, "fan_in": 10_000}
-QUICK = {"jobs": 5_000, "claim_jobs": 2_000, "per_job_jobs": 300, "fan_in": 1_000}
+BENCHES = ("creation", "claims", "spec", "fanin")
+DEFAULTS = {"jobs": 100_000, "claim_jobs": 20_000, "per_job_jobs": 2_000, "fan_in": 10_000, "spec_pairs": 50_000}
+QUICK = {"jobs": 5_000, "claim_jobs": 2_000, "per_job_jobs": 300, "fan_in": 1_000, "spec_pairs": 2_500}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="claims: limit of claim_jobs_based_on_resources (default 8)")
     p.add_argument("--per-job-jobs", type=int,
                    help=f"claims: jobs for the per-job endpoint variant (default {DEFAULTS['per_job_jobs']:,}; 0 skips)")
+    p.add_argument("--spec-pairs", type=int,
+                   help=f"spec: parameter values; the spec expands to twice as many jobs and files "
+                        f"(default {DEFAULTS['spec_pairs']:,})")
     p.add_argument("--fan-in", type=int, help=f"fanin: leaf jobs (default {DEFAULTS['fan_in']:,})")
     p.add_argument("--fan-in-batch", type=int, default=100, help="fanin: leaves per complete_jobs request (default 100)")
     p.add_argument("--no-reverse", action="store_true",
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     profile = {"profile_dir": args.profile, "py_spy": py_spy}
     sizes = {"jobs": args.jobs, "runners": args.runners, "claim_jobs": args.claim_jobs, "claim_limit": args.claim_limit,
-             "per_job_jobs": args.per_job_jobs, "fan_in": args.fan_in, "fan_in_batch": args.fan_in_batch}
+             "per_job_jobs": args.per_job_jobs, "fan_in": args.fan_in, "fan_in_batch": args.fan_in_batch,
+             "spec_pairs": args.spec_pairs}
     print(f"torc benchmarks ({'quick' if args.quick else 'default'} sizes) on {info.get('cpu', '?')}, "
           f"nproc={info['nproc']}, Python {info['python']}, SQLite {info['sqlite']}, {info['date']}")
     print(f"sizes: {sizes}; workdir {workdir}")
@@ -110,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.per_job_jobs > 0:
             plan.append(("claims_per_job", lambda: bench_claims_per_job(workdir, args.per_job_jobs, args.runners,
                                                                         profile)))
+    if "spec" in args.only:
+        plan.append(("spec", lambda: bench_spec(workdir, args.spec_pairs, profile)))
     if "fanin" in args.only:
         plan.append(("fanin", lambda: bench_fanin(workdir, args.fan_in, args.fan_in_batch, not args.no_reverse,
                                                   profile)))

@@ -388,3 +388,43 @@ def bench_fanin(workdir: Path, leaves: int, batch: int, reverse_variant: bool, p
                    "baseline": _edge_batches(base_b)},
         ))
     return figures
+
+
+# ---- 4. a parameterized spec -> workflow ------------------------------------------------------
+
+
+def bench_spec(workdir: Path, n_pairs: int, profile: dict[str, Any]) -> list[Figure]:
+    """torc's whole create path for a spec that expands to 2*n_pairs jobs and files: expansion,
+    validation, reference resolution, bulk requests, then initialize_jobs. Baseline: executemany of
+    the same number of job rows into SQLite (as in the creation benchmark)."""
+    from torc.spec.create import create_from_file
+
+    n_jobs = 2 * n_pairs
+    spec = workdir / "spec_bench.yaml"
+    spec.write_text(
+        f'name: bench-spec\nparameters:\n  i: "1:{n_pairs}"\n'
+        "jobs:\n"
+        '  - {name: "work_{i}", command: "cat ${files.input.in_{i}} > ${files.output.out_{i}}", use_parameters: [i]}\n'
+        '  - {name: "post_{i}", command: "wc -l ${files.input.out_{i}}", use_parameters: [i]}\n'
+        "files:\n"
+        '  - {name: "in_{i}", path: "data/in_{i}.txt", use_parameters: [i]}\n'
+        '  - {name: "out_{i}", path: "data/out_{i}.txt", use_parameters: [i]}\n'
+    )
+    _log(f"spec: sqlite3 executemany baseline, {n_jobs:,} rows")
+    baseline, _ = sqlite_insert_baseline(workdir, n_jobs)
+    with start_server(workdir, "spec", **profile) as server, server.client() as api:
+        _log(f"spec: create_from_file for {n_jobs:,} jobs and {n_jobs:,} files")
+        t0 = perf()
+        wf = create_from_file(api, spec)
+        t_create = perf() - t0
+        t1 = perf()
+        api.post(f"workflows/{wf}/initialize_jobs")
+        t_init = perf() - t1
+        ready, blocked = _count(api, wf, "ready"), _count(api, wf, "blocked")
+        if (ready, blocked) != (n_pairs, n_pairs):
+            raise BenchError(f"after initialize: {ready} ready / {blocked} blocked, expected {n_pairs} each")
+    total = t_create + t_init
+    return [Figure("spec_create_initialize_s", f"spec -> workflow: {n_jobs:,} jobs + {n_jobs:,} files, create + initialize",
+                   total, "s", baseline, f"sqlite3 executemany {n_jobs:,} rows", total / baseline,
+                   extra={"create_s": round(t_create, 2), "initialize_s": round(t_init, 2),
+                          "jobs_per_s": round(n_jobs / total)})]

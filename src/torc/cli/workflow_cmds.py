@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from torc.cli.common import confirm, note, paging_options, pass_session, show_record
+from torc.cli.common import confirm, done, note, paging_options, pass_session, show_record, update_record
 from torc.cli.output import emit
 from torc.cli.session import Session
 from torc.client import manager
@@ -35,14 +35,35 @@ def create(session: Session, spec: str, no_resource_monitoring: bool, skip_check
     from torc.spec.create import create_from_file, dry_run_summary
 
     if dry_run:
-        summary = dry_run_summary(spec)
-        show_record(session, summary)
+        report = dry_run_summary(spec)
+        if session.fmt == "json":
+            emit("json", report)
+        else:
+            _print_dry_run(spec, report)
+        if not report["valid"]:
+            raise SystemExit(1)
         return
     workflow_id = create_from_file(session.client(), spec, monitoring=not no_resource_monitoring)
-    if session.fmt == "json":
-        emit("json", {"workflow_id": workflow_id})
-    else:
-        note(f"Created workflow {workflow_id} from {spec}")
+    done(session, f"Created workflow {workflow_id} from {spec}", {"workflow_id": workflow_id})
+
+
+def _print_dry_run(spec: str, report: dict[str, Any]) -> None:
+    """Every problem on its own line (a table cell would cut them off), or the summary of a valid spec."""
+    if not report["valid"]:
+        click.echo(f"{spec} is not valid; {len(report['errors'])} problem(s):")
+        for problem in report["errors"]:
+            click.echo(f"  - {problem}")
+        return
+    summary = report["summary"]
+    click.echo(f"{spec} is valid. Nothing was created (dry run).")
+    for key, value in summary.items():
+        if key == "job_names":
+            value = ", ".join(collapse_names(value, limit=20))
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "-"
+        click.echo(f"  {key.replace('_', ' ')}: {value}")
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}")
 
 
 @workflows.command()
@@ -51,7 +72,10 @@ def create(session: Session, spec: str, no_resource_monitoring: bool, skip_check
 @pass_session
 def new(session: Session, name: str, description: str | None) -> None:
     """Create an empty workflow (add jobs with `torc jobs create`)."""
-    emit(session.fmt, session.client().create_workflow(name, description=description), WORKFLOW_COLUMNS)
+    from torc.spec.create import current_user
+
+    emit(session.fmt, session.client().create_workflow(name, user=current_user(), description=description),
+         WORKFLOW_COLUMNS)
 
 
 @workflows.command("list")
@@ -86,11 +110,8 @@ def get(session: Session, workflow_id: int) -> None:
 def update(session: Session, workflow_id: int, name: str | None, description: str | None,
            owner_user: str | None) -> None:
     """Change a workflow's name, description or owner."""
-    client = session.client()
-    workflow = client.get(f"workflows/{workflow_id}")
     changes = {"name": name, "description": description, "user": owner_user}
-    workflow.update({k: v for k, v in changes.items() if v is not None})
-    show_record(session, client.put(f"workflows/{workflow_id}", workflow))
+    show_record(session, update_record(session, f"workflows/{workflow_id}", changes))
 
 
 @workflows.command()
@@ -150,19 +171,19 @@ def initialize(session: Session, workflow_id: int, force: bool, no_prompts: bool
 
 @workflows.command()
 @click.argument("workflow_id", type=int)
-@click.option("--force", is_flag=True, help="Kept for compatibility with torc.")
+@click.option("--force", is_flag=True, help="Reinitialize even while jobs are running or pending.")
 @click.option("--dry-run", is_flag=True, help="List what would rerun and why; change nothing.")
 @pass_session
 def reinitialize(session: Session, workflow_id: int, force: bool, dry_run: bool) -> None:
     """Rerun only what changed: changed inputs, missing outputs, changed commands, and their downstream."""
-    plan = manager.reinitialize(session.client(), workflow_id, dry_run=dry_run)
+    plan = manager.reinitialize(session.client(), workflow_id, force=force, dry_run=dry_run)
     if session.fmt == "json":
         emit("json", plan.__dict__)
         return
     if not plan.rerun:
-        note("Nothing changed; no job needs to rerun.")
+        click.echo("Nothing changed; no job needs to rerun.")
     for line in plan.rerun:
-        note(f"{'would rerun' if dry_run else 'rerun'}: {line}")
+        click.echo(f"{'would rerun' if dry_run else 'rerun'}: {line}")
     if not dry_run:
         _report_counts(session, workflow_id)
 
@@ -176,10 +197,8 @@ def _counts(session: Session, workflow_id: int) -> dict[str, int]:
 
 def _report_counts(session: Session, workflow_id: int) -> None:
     counts = _counts(session, workflow_id)
-    if session.fmt == "json":
-        emit("json", {"workflow_id": workflow_id, "job_counts": counts})
-    else:
-        note(f"Workflow {workflow_id}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    done(session, f"Workflow {workflow_id}: " + ", ".join(f"{n} {s}" for s, n in counts.items()),
+         {"workflow_id": workflow_id, "job_counts": counts})
 
 
 @workflows.command()
@@ -209,8 +228,9 @@ def reset_status(session: Session, workflow_id: int, failed_only: bool, then_ini
     confirm(session, f"Reset {'failed' if failed_only else 'all'} jobs of workflow {workflow_id}?", no_prompts)
     client.post(f"workflows/{workflow_id}/reset_status", force=force or None)
     result = client.post(f"workflows/{workflow_id}/reset_job_status", failed_only=failed_only or None)
-    if then_initialize:
-        client.post(f"workflows/{workflow_id}/initialize_jobs", only_uninitialized=True)
+    if then_initialize:  # a new run (its own run_id, so reruns do not overwrite the old logs)
+        manager.reinitialize(client, workflow_id, force=force)
+        result = {**result, "run_id": client.run_id(workflow_id), "job_counts": _counts(session, workflow_id)}
     show_record(session, result)
 
 
@@ -249,9 +269,9 @@ def execution_plan(session: Session, spec_or_id: str) -> None:
         return
     for i, jobs in enumerate(plan):
         trigger = "Workflow start" if i == 0 else f"After stage {i} completes"
-        note(f"Stage {i + 1} ({trigger}): {len(jobs)} job(s)")
+        click.echo(f"Stage {i + 1} ({trigger}): {len(jobs)} job(s)")
         for line in collapse_names(jobs):
-            note(f"    {line}")
+            click.echo(f"    {line}")
 
 
 def _workflow_id(text: str) -> int:
@@ -307,10 +327,8 @@ def import_(session: Session, source: Any, name: str | None, skip_results: bool,
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{source.name}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     workflow_id = import_workflow(session.client(), doc, name, skip_results, skip_events)
-    if session.fmt == "json":
-        emit("json", {"workflow_id": workflow_id})
-    else:
-        note(f"Imported workflow {workflow_id}; initialize it to run: torc workflows initialize {workflow_id}")
+    done(session, f"Imported workflow {workflow_id}; initialize it to run: torc workflows initialize {workflow_id}",
+         {"workflow_id": workflow_id})
 
 
 @workflows.command("sync-status")

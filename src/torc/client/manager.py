@@ -30,15 +30,16 @@ def check_initialize(client: TorcClient, workflow_id: int) -> InitializePlan:
     """What would stop (or deserve a warning before) initializing a workflow."""
     plan = InitializePlan()
     files = _files(client, workflow_id)
+    produced = {f["id"] for f in client.iter_items("files", workflow_id=workflow_id, is_output=True)}
+    # the server also requires the outputs of completed jobs; a fresh run recreates those
     for file_id in client.get(f"workflows/{workflow_id}/required_existing_files")["files"]:
         path = files[file_id]["path"]
-        if not Path(path).exists():
+        if file_id not in produced and not Path(path).exists():
             plan.missing_inputs.append(path)
     missing = set(client.get(f"workflows/{workflow_id}/missing_user_data")["user_data"])
     if missing:
         plan.missing_user_data = [u["name"] for u in client.iter_items("user_data", workflow_id=workflow_id)
                                   if u["id"] in missing]
-    produced = {f["id"] for f in client.iter_items("files", workflow_id=workflow_id, is_output=True)}
     plan.existing_outputs = [files[i]["path"] for i in sorted(produced) if Path(files[i]["path"]).exists()]
     return plan
 
@@ -51,21 +52,28 @@ def _record_mtimes(client: TorcClient, files: dict[int, dict[str, Any]]) -> None
             client.put(f"files/{f['id']}", {**f, "st_mtime": mtime})
 
 
+def _refuse_archived(client: TorcClient, workflow_id: int) -> None:
+    if client.get(f"workflows/{workflow_id}/status").get("is_archived"):
+        raise InvalidInputError(f"workflow {workflow_id} is archived; unarchive it first")
+
+
+def _refuse_missing_inputs(workflow_id: int, plan: InitializePlan) -> None:
+    problems = []
+    if plan.missing_inputs:
+        problems.append("input files that no job produces do not exist: " + ", ".join(plan.missing_inputs))
+    if plan.missing_user_data:
+        problems.append("user data that no job produces has no value: " + ", ".join(plan.missing_user_data))
+    if problems:
+        raise InvalidInputError(f"workflow {workflow_id} cannot start: " + "; ".join(problems)
+                                + " (use --force to start anyway)")
+
+
 def initialize(client: TorcClient, workflow_id: int, force: bool = False) -> InitializePlan:
     """Start a fresh run: check inputs, reset everything, bump run_id, record file times, initialize."""
-    status = client.get(f"workflows/{workflow_id}/status")
-    if status.get("is_archived"):
-        raise InvalidInputError(f"workflow {workflow_id} is archived; unarchive it first")
+    _refuse_archived(client, workflow_id)
     plan = check_initialize(client, workflow_id)
     if not force:
-        problems = []
-        if plan.missing_inputs:
-            problems.append("input files that no job produces do not exist: " + ", ".join(plan.missing_inputs))
-        if plan.missing_user_data:
-            problems.append("user data that no job produces has no value: " + ", ".join(plan.missing_user_data))
-        if problems:
-            raise InvalidInputError(f"workflow {workflow_id} cannot start: " + "; ".join(problems)
-                                    + " (use --force to start anyway)")
+        _refuse_missing_inputs(workflow_id, plan)
     client.post(f"workflows/{workflow_id}/reset_status", force=force or None)
     client.post(f"workflows/{workflow_id}/reset_job_status")
     status = client.get(f"workflows/{workflow_id}/status")
@@ -81,12 +89,39 @@ class ReinitializePlan:
     missing_outputs: list[str] = field(default_factory=list)
     changed_jobs: list[str] = field(default_factory=list)
     rerun: list[str] = field(default_factory=list)  # jobs that go back to run, with a reason each
+    missing_inputs: list[str] = field(default_factory=list)  # required inputs that are gone (refused unless force)
 
 
-def reinitialize(client: TorcClient, workflow_id: int, dry_run: bool = False) -> ReinitializePlan:
+def _dependents(jobs: dict[int, dict[str, Any]]) -> dict[int, set[int]]:
+    """job id -> ids of the jobs that wait for it: explicit dependencies and file/user-data producers."""
+    links = (("input_file_ids", "output_file_ids"), ("input_user_data_ids", "output_user_data_ids"))
+    producers: dict[tuple[str, int], set[int]] = {}
+    for job in jobs.values():
+        for consumed, produced in links:
+            for item in job.get(produced) or []:
+                producers.setdefault((consumed, item), set()).add(job["id"])
+    out: dict[int, set[int]] = {}
+    for job in jobs.values():
+        blockers = set(job.get("depends_on_job_ids") or [])
+        for consumed, _ in links:
+            for item in job.get(consumed) or []:
+                blockers |= producers.get((consumed, item), set())
+        for blocker in blockers - {job["id"]}:
+            out.setdefault(blocker, set()).add(job["id"])
+    return out
+
+
+def reinitialize(client: TorcClient, workflow_id: int, force: bool = False,
+                 dry_run: bool = False) -> ReinitializePlan:
     """Rerun exactly what changed: jobs reading changed input files, jobs whose outputs are gone,
-    jobs whose command/relationships/input data changed, and everything downstream of them."""
+    jobs whose command/relationships/input data changed, and everything downstream of them.
+    Like initialize it clears a cancel and refuses while jobs run (unless `force`)."""
+    _refuse_archived(client, workflow_id)
     plan = ReinitializePlan()
+    checks = check_initialize(client, workflow_id)
+    plan.missing_inputs = checks.missing_inputs
+    if not force and not dry_run:
+        _refuse_missing_inputs(workflow_id, checks)
     files = _files(client, workflow_id)
     jobs = {j["id"]: j for j in client.iter_items("jobs", workflow_id=workflow_id, include_relationships=True)}
     reset: dict[int, str] = {}
@@ -114,13 +149,22 @@ def reinitialize(client: TorcClient, workflow_id: int, dry_run: bool = False) ->
     by_name = {j["name"]: j["id"] for j in jobs.values()}
     for name in changed:
         reset.setdefault(by_name[name], "command, dependencies or input data changed")
+    direct = sorted(reset)
+    dependents, queue = _dependents(jobs), list(direct)
+    while queue:  # initialize_jobs resets everything downstream of a reset job too
+        job_id = queue.pop(0)
+        for dependent in sorted(dependents.get(job_id, ())):
+            if dependent not in reset:
+                reset[dependent] = f"downstream of {jobs[job_id]['name']}"
+                queue.append(dependent)
     plan.rerun = [f"{jobs[i]['name']}: {why}" for i, why in sorted(reset.items())]
     if dry_run:
         return plan
+    client.post(f"workflows/{workflow_id}/reset_status", force=force or None)
     status = client.get(f"workflows/{workflow_id}/status")
     client.put(f"workflows/{workflow_id}/status", {**status, "run_id": status["run_id"] + 1})
     run_id = status["run_id"] + 1
-    for job_id in sorted(reset):
+    for job_id in direct:
         if jobs[job_id]["status"] != "uninitialized":
             client.put(f"jobs/{job_id}/manage_status_change/uninitialized/{run_id}")
     client.post(f"workflows/{workflow_id}/process_changed_job_inputs")

@@ -19,6 +19,7 @@ def stages(blockers: Mapping[str, Iterable[str]]) -> list[list[str]]:
             dependents[b].append(job)
     remaining = {job: len(bs) for job, bs in waits.items()}
     current = [job for job, n in remaining.items() if n == 0]
+    order = {job: i for i, job in enumerate(blockers)}
     out: list[list[str]] = []
     while current:
         out.append(current)
@@ -28,7 +29,6 @@ def stages(blockers: Mapping[str, Iterable[str]]) -> list[list[str]]:
                 remaining[d] -= 1
                 if remaining[d] == 0:
                     nxt.append(d)
-        order = {job: i for i, job in enumerate(blockers)}
         current = sorted(nxt, key=order.__getitem__)
     if sum(len(s) for s in out) != len(waits):
         stuck = sorted(job for job, n in remaining.items() if n > 0)
@@ -36,29 +36,25 @@ def stages(blockers: Mapping[str, Iterable[str]]) -> list[list[str]]:
     return out
 
 
-_NUMBER = re.compile(r"\d+")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 def collapse_names(names: Iterable[str], limit: int = 6) -> list[str]:
-    """['work_1', 'work_2', 'work_3', 'final'] -> ['work_{1..3}', 'final']: parameterized jobs shown once."""
-    groups: dict[str, list[tuple[int, str]]] = {}
-    order: list[str] = []
+    """['work_1', 'work_2', 'work_3', 'final'] -> ['work_{1..3} (3 jobs)', 'final']: parameterized jobs shown
+    once. Names that differ only in their numbers form a group; each number that varies inside the group
+    shows as {lowest..highest} (as written, so 0.0010 or 007 keep their form), the others as they are."""
+    groups: dict[str, list[list[str]]] = {}
     for name in names:
-        numbers = _NUMBER.findall(name)
-        key = _NUMBER.sub("#", name) if numbers else name
-        if key not in groups:
-            groups[key] = []
-            order.append(key)
-        groups[key].append((int(numbers[-1]) if numbers else 0, name))
+        groups.setdefault(_NUMBER.sub("\0", name), []).append(_NUMBER.findall(name))
     out = []
-    for key in order:
-        members = groups[key]
-        if len(members) == 1:
-            out.append(members[0][1])
-            continue
-        values = sorted(v for v, _ in members)
-        head, tail = key.rsplit("#", 1)  # the last number varies; earlier ones show as *
-        out.append(f"{head.replace('#', '*')}{{{values[0]}..{values[-1]}}}{tail} ({len(members)} jobs)")
+    for key, members in groups.items():
+        parts = key.split("\0")
+        text = parts[0]
+        for position, tail in enumerate(parts[1:]):
+            values = sorted({m[position] for m in members}, key=lambda v: (float(v), v))
+            text += values[0] if len(values) == 1 else f"{{{values[0]}..{values[-1]}}}"
+            text += tail
+        out.append(text if len(members) == 1 else f"{text} ({len(members)} jobs)")
     if len(out) > limit:
         out = out[:limit] + [f"... and {len(out) - limit} more groups"]
     return out

@@ -115,7 +115,7 @@ files:
         "job 'b': resource_requirements 'huge' is not defined",
         "job 'b': duplicate name",
         "step 0",
-        "resource_requirements 'small': invalid memory '1.5g'",
+        "resource_requirements 'small' (resource_requirements[0]) field 'memory': Value error, invalid memory '1.5g'",
     ):
         assert expected in text, f"missing {expected!r} in:\n{text}"
 
@@ -188,3 +188,24 @@ def test_kdl_depends_on_job_and_problems(tmp_path):
     assert edges(_load(ok)[1]) == {"a": set(), "b": {"a"}}
     bad = _write(tmp_path, 'name "k"\njob "a" { comand "x"; }\n', "bad.kdl")
     assert any("unknown node 'comand'; did you mean 'command'?" in p for p in _problems(bad))
+
+
+def test_action_and_scheduler_checks(tmp_path):
+    spec = _write(tmp_path, """
+name: acts
+jobs: [{name: a, command: x}]
+slurm_schedulers: [{name: s, account: acc, walltime: banana}]
+resource_requirements: [{name: r, memory: 1g}]
+actions:
+  - {trigger_type: on_jobs_complete, action_type: run_commands, jobs: [typo], commands: [echo]}
+  - {trigger_type: on_jobs_ready, action_type: run_commands, commands: [echo]}
+""")
+    text = "\n".join(_problems(spec))
+    assert "invalid walltime 'banana'" in text
+    assert "resource_requirements 'r' (resource_requirements[0]): missing required field 'num_cpus'" in text
+    assert "action 0 (on_jobs_complete): jobs refers to undefined job 'typo'" in text
+    assert "action 1 (on_jobs_ready): a job trigger needs jobs" in text
+
+
+def test_a_section_of_the_wrong_type_is_reported_once(tmp_path):
+    assert _problems(_write(tmp_path, "name: x\njobs: 5\n")) == ["field 'jobs': expected a list, found int"]

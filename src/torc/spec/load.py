@@ -192,7 +192,7 @@ def _validate_sections(data: dict[str, Any], problems: list[str]) -> tuple[dict[
             continue
         if not isinstance(items, list):
             problems.append(f"field {key!r}: expected a list, found {type(items).__name__}")
-            clean[key] = None
+            del clean[key]  # reported once here; the model default stands in
             continue
         try:  # fast path: the whole section at once
             clean[key] = TypeAdapter(list[item_model]).validate_python(items)

@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from torc.core.errors import InvalidInputError
+from torc.core.units import parse_duration_seconds, parse_memory_bytes, parse_walltime_seconds
+
+
+def _checked(parse: Callable[[str], object]) -> AfterValidator:
+    """A string field checked by one of torc.core.units' parsers, with its message on failure."""
+
+    def check(value: str) -> str:
+        try:
+            parse(value)
+        except InvalidInputError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    return AfterValidator(check)
+
+
+Walltime = Annotated[str, _checked(parse_walltime_seconds)]
+Memory = Annotated[str, _checked(parse_memory_bytes)]
+Duration = Annotated[str, _checked(parse_duration_seconds)]
 
 
 class Strict(BaseModel):
@@ -52,10 +74,10 @@ class UserDataSpec(Strict):
 class ResourceRequirementsSpec(Strict):
     name: str
     num_cpus: int = Field(ge=0)
-    memory: str
+    memory: Memory
     num_gpus: int = Field(default=0, ge=0)
     num_nodes: int = Field(default=1, ge=1)
-    runtime: str = "PT1H"
+    runtime: Duration = "PT1H"
 
 
 class FailureHandlerRule(Strict):
@@ -75,7 +97,7 @@ class SlurmSchedulerSpec(Strict):
     account: str
     partition: str | None = None
     nodes: int = Field(default=1, ge=1)
-    walltime: str = "01:00:00"
+    walltime: Walltime = "01:00:00"
     mem: str | None = None
     gres: str | None = None
     qos: str | None = None

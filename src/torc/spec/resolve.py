@@ -11,8 +11,6 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from torc.core.errors import InvalidInputError
-from torc.core.units import parse_duration_seconds, parse_memory_bytes
 from torc.spec.load import SpecError
 from torc.spec.model import JobSpec, WorkflowSpec
 
@@ -101,11 +99,6 @@ def _resolve(spec: WorkflowSpec, broken: set[str] | frozenset[str]) -> tuple[lis
                 problems.append(f"{kind} {name!r}: duplicate name")
             seen.add(name)
     for rr in spec.resource_requirements or []:
-        for check, value in ((parse_memory_bytes, rr.memory), (parse_duration_seconds, rr.runtime)):
-            try:
-                check(value)
-            except InvalidInputError as exc:
-                problems.append(f"resource_requirements {rr.name!r}: {exc.message}")
         if rr.name == "default":
             problems.append("resource_requirements 'default': the name is reserved for the workflow default")
 
@@ -149,6 +142,15 @@ def _resolve(spec: WorkflowSpec, broken: set[str] | frozenset[str]) -> tuple[lis
             problems.append(f"{label}: scheduler {job.scheduler!r} is not defined in slurm_schedulers")
         resolved.append(r)
 
+    for index, action in enumerate(spec.actions or []):
+        label = f"action {index} ({action.trigger_type})"
+        for name in action.jobs or []:
+            if name not in known_jobs:
+                problems.append(f"{label}: jobs refers to undefined job {name!r}")
+        matched = (action.jobs or []) + _match_regexes(action.job_name_regexes, job_names, "job_name_regexes",
+                                                       label, problems)
+        if action.trigger_type in ("on_jobs_ready", "on_jobs_complete") and not matched:
+            problems.append(f"{label}: a job trigger needs jobs or job_name_regexes that name at least one job")
     if not problems:
         cycle = find_cycle(resolved)
         if cycle:

@@ -60,6 +60,7 @@ def completions(shell: str) -> None:
     click.echo(cls(main, {}, "torc", "_TORC_COMPLETE").source())
 
 
+workflow_cmds.workflows.add_command(run_cmd.run, "run")  # `torc workflows run ID`, as in torc
 for _command in (run_cmd.run, inspect_cmds.ping, workflow_cmds.workflows, config_cmds.config,
                  report_cmds.reports, *resource_cmds.GROUPS):
     main.add_command(_command)

@@ -27,14 +27,14 @@ def torc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProce
 def test_demo_pipeline_runs_with_embedded_server(tmp_path):
     shutil.copytree(REPO / "examples", tmp_path / "examples")
     out = torc("--database", "torc_output/torc.db", "run", "examples/demo_pipeline.yaml", cwd=tmp_path)
-    assert "4 completed, 0 failed" in out.stdout
+    assert "4 completed, 0 failed, 0 terminated here; workflow complete" in out.stdout
     assert (tmp_path / "demo_output" / "total.txt").read_text().strip() == "sum of squares 1..10 = 385"
     listing = torc("--database", "torc_output/torc.db", "-f", "json", "jobs", "list", "1", cwd=tmp_path)
     jobs = json.loads(listing.stdout)
     assert {j["name"]: j["status"] for j in jobs} == {
         "generate": "completed", "square_a": "completed", "square_b": "completed", "total": "completed"}
     stdio = sorted(p.name for p in (tmp_path / "torc_output" / "job_stdio").iterdir())
-    assert "job_wf1_j4_r0_a1.o" in stdio and "job_wf1_j4_r0_a1.e" in stdio
+    assert "job_wf1_j4_r1_a1.o" in stdio and "job_wf1_j4_r1_a1.e" in stdio
 
 
 def test_run_without_url_starts_embedded_server_in_output_dir(tmp_path):

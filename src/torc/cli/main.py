@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from torc.cli import config_cmds, inspect_cmds, report_cmds, resource_cmds, run_cmd, workflow_cmds
+from torc.cli import config_cmds, inspect_cmds, plot_cmds, report_cmds, resource_cmds, run_cmd, workflow_cmds
 from torc.cli.session import Session, TorcGroup
 from torc.client import DEFAULT_URL
 
@@ -62,7 +62,7 @@ def completions(shell: str) -> None:
 
 workflow_cmds.workflows.add_command(run_cmd.run, "run")  # `torc workflows run ID`, as in torc
 for _command in (run_cmd.run, inspect_cmds.ping, workflow_cmds.workflows, config_cmds.config,
-                 report_cmds.reports, *resource_cmds.GROUPS):
+                 report_cmds.reports, plot_cmds.plot_resources, *resource_cmds.GROUPS):
     main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
+from torc.cli.output import emit
 from torc.cli.session import Session
-from torc.client import DEFAULT_URL, TorcClient
+from torc.client import DEFAULT_URL, TorcClient, manager
 from torc.core.errors import InvalidInputError
-from torc.runner.local import LocalRunner, RunnerOptions
+from torc.runner.local import LocalRunner, RunnerOptions, RunSummary
+from torc.runner.progress import Progress
 from torc.runner.resources import detect_cpus, detect_gpus, detect_memory_gb
 from torc.spec.load import FORMATS
 
@@ -30,14 +33,60 @@ def _connect(session: Session, output_dir: Path) -> TorcClient:
     return session.client()
 
 
-def _check_required_files(client: TorcClient, workflow_id: int) -> None:
-    ids = client.get(f"workflows/{workflow_id}/required_existing_files")["files"]
-    missing = [f["path"] for f in (client.get(f"files/{i}") for i in ids) if not Path(f["path"]).exists()]
-    if missing:
-        raise InvalidInputError(
-            f"workflow {workflow_id} needs input files that do not exist: {', '.join(missing)} "
-            "(create them, or pass --skip-checks)"
-        )
+def _start_workflow(client: TorcClient, spec_or_id: str, skip_checks: bool) -> int:
+    """Create from a spec and initialize, or resume an existing workflow."""
+    if _is_spec(spec_or_id):
+        from torc.spec.create import create_from_file
+
+        workflow_id = create_from_file(client, spec_or_id)
+        click.echo(f"Created workflow {workflow_id} from {spec_or_id}")
+        manager.initialize(client, workflow_id, force=skip_checks)
+        return workflow_id
+    try:
+        workflow_id = int(spec_or_id)
+    except ValueError:
+        raise InvalidInputError(f"{spec_or_id!r} is neither a spec file nor a workflow id") from None
+    status = client.get(f"workflows/{workflow_id}/status")
+    if status.get("is_archived"):
+        raise InvalidInputError(f"workflow {workflow_id} is archived; unarchive it to run it")
+    if client.get(f"workflows/{workflow_id}/is_uninitialized")["is_uninitialized"]:
+        manager.initialize(client, workflow_id, force=skip_checks)
+    else:
+        for note in manager.prepare_resume(client, workflow_id):
+            click.echo(note)
+    return workflow_id
+
+
+def _monitor(client: TorcClient, workflow_id: int, output_dir: Path, runner: LocalRunner):
+    """The resource monitor the workflow asks for (summary by default, time series on request)."""
+    raw = client.get(f"workflows/{workflow_id}").get("resource_monitor_config")
+    config = json.loads(raw) if raw else {"enabled": True, "granularity": "summary", "sample_interval_seconds": 5}
+    if not config.get("enabled", False):
+        return None
+    from torc.runner.monitor import ResourceMonitor
+
+    db = None
+    if config.get("granularity") == "time_series":
+        import socket
+
+        folder = output_dir / "resource_utilization"
+        folder.mkdir(parents=True, exist_ok=True)
+        db = folder / f"resource_metrics_{socket.gethostname()}_{workflow_id}_{runner.run_id}.db"
+    return ResourceMonitor(float(config.get("sample_interval_seconds") or 5), time_series_db=db,
+                           on_over_limit=runner.on_over_limit)
+
+
+def _summary(session: Session, client: TorcClient, workflow_id: int, summary: RunSummary) -> None:
+    counts = {k: v for k, v in client.get(f"workflows/{workflow_id}/job_counts")["counts"].items() if v}
+    complete = client.get(f"workflows/{workflow_id}/is_complete")["is_complete"]
+    if session.fmt == "json":
+        emit("json", {"workflow_id": workflow_id, "completed": summary.completed, "failed": summary.failed,
+                      "terminated": summary.terminated, "interrupted": summary.interrupted,
+                      "job_counts": counts, "is_complete": complete})
+        return
+    click.echo(f"Workflow {workflow_id}: {summary.completed} completed, {summary.failed} failed, "
+               f"{summary.terminated} terminated here; workflow {'complete' if complete else 'not complete'} ("
+               + ", ".join(f"{n} {s}" for s, n in counts.items()) + ")")
 
 
 @click.command()
@@ -52,55 +101,69 @@ def _check_required_files(client: TorcClient, workflow_id: int) -> None:
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Job logs, runner files and (embedded server) the database go here "
                    "[config client.run; torc_output].")
+@click.option("--enforce-memory-limits", is_flag=True,
+              help="Kill a job whose memory use exceeds its resource requirement.")
+@click.option("--termination-grace", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Seconds between SIGTERM and SIGKILL for jobs that support termination.")
+@click.option("--idle-timeout", type=click.FloatRange(min=0), default=None,
+              help="Stop after this many seconds with nothing to run [default: the workflow's setting, 90].")
+@click.option("--no-progress", is_flag=True, help="No live progress panel (plain lines only).")
 @click.option("--skip-checks", is_flag=True, help="Do not check that required input files exist.")
 @click.pass_obj
 def run(session: Session, spec_or_id: str, max_parallel_jobs: int | None, num_cpus: int | None,
         memory_gb: float | None, num_gpus: int | None, poll_interval: float | None, output_dir: Path | None,
+        enforce_memory_limits: bool, termination_grace: float, idle_timeout: float | None, no_progress: bool,
         skip_checks: bool) -> None:
-    """Run a workflow on this machine: SPEC_OR_ID is a spec file (YAML, JSON, JSON5) or a workflow id.
+    """Run a workflow on this machine: SPEC_OR_ID is a spec file (YAML, JSON, JSON5, KDL) or a workflow id.
 
-    With no server configured or reachable, torc starts one itself on OUTPUT_DIR/torc.db.
-    A workflow id that already ran resumes: only jobs that are not complete run.
+    With no server configured or reachable, torc starts one itself on OUTPUT_DIR/torc.db. A workflow id
+    that already ran resumes: completed jobs stay completed, unfinished ones run again. Ctrl-C stops the
+    running jobs and records them as terminated; `torc run ID` carries on later.
     """
     defaults = session.config().client.run
     output_dir = (output_dir or Path(defaults.output_dir)).resolve()
-    poll_interval = poll_interval or defaults.poll_interval
-    max_parallel_jobs = max_parallel_jobs or defaults.max_parallel_jobs
-    num_cpus = num_cpus or defaults.num_cpus
-    memory_gb = memory_gb if memory_gb is not None else defaults.memory_gb
-    num_gpus = num_gpus if num_gpus is not None else defaults.num_gpus
     output_dir.mkdir(parents=True, exist_ok=True)
     client = _connect(session, output_dir)
-    if _is_spec(spec_or_id):
-        from torc.spec.create import create_from_file
-
-        workflow_id = create_from_file(client, spec_or_id)
-        click.echo(f"Created workflow {workflow_id} from {spec_or_id}")
-        fresh = True
-    else:
-        try:
-            workflow_id = int(spec_or_id)
-        except ValueError:
-            raise InvalidInputError(f"{spec_or_id!r} is neither a spec file nor a workflow id") from None
-        client.get(f"workflows/{workflow_id}")
-        fresh = client.get(f"workflows/{workflow_id}/is_uninitialized")["is_uninitialized"]
-    if fresh:
-        if not skip_checks:
-            _check_required_files(client, workflow_id)
-        client.post(f"workflows/{workflow_id}/initialize_jobs")
+    workflow_id = _start_workflow(client, spec_or_id, skip_checks)
+    workflow = client.get(f"workflows/{workflow_id}")
+    client.retry_seconds = 60.0 * float(workflow.get("compute_node_wait_for_healthy_database_minutes") or 20)
     options = RunnerOptions(
         output_dir=output_dir,
-        num_cpus=num_cpus or detect_cpus(),
-        memory_gb=memory_gb if memory_gb is not None else detect_memory_gb(),
-        num_gpus=num_gpus if num_gpus is not None else detect_gpus(),
-        max_parallel_jobs=max_parallel_jobs,
-        poll_interval=poll_interval,
+        num_cpus=num_cpus or defaults.num_cpus or detect_cpus(),
+        memory_gb=next(v for v in (memory_gb, defaults.memory_gb, detect_memory_gb()) if v is not None),
+        num_gpus=next(v for v in (num_gpus, defaults.num_gpus, detect_gpus()) if v is not None),
+        max_parallel_jobs=max_parallel_jobs or defaults.max_parallel_jobs,
+        poll_interval=poll_interval or defaults.poll_interval,
+        idle_timeout=idle_timeout,
+        termination_grace=termination_grace,
+        enforce_memory_limits=enforce_memory_limits,
     )
-    summary = LocalRunner(client, workflow_id, options, log=click.echo).run()
-    counts = client.get(f"workflows/{workflow_id}/is_complete")
-    click.echo(f"Workflow {workflow_id}: {summary.completed} completed, {summary.failed} failed here"
-               f"{'; workflow complete' if counts['is_complete'] else ''}. Job logs: {output_dir / 'job_stdio'}")
+    progress = Progress(workflow_id, lambda: client.get(f"workflows/{workflow_id}/job_counts")["counts"],
+                        enabled=False if no_progress or session.fmt == "json" else None)
+    with progress:
+        runner = LocalRunner(client, workflow_id, options, say=progress.say, on_progress=progress.update)
+        runner.run_id = client.run_id(workflow_id)
+        monitor = _monitor(client, workflow_id, output_dir, runner)
+        runner.monitor = monitor
+        if monitor is not None:
+            monitor.start()
+        try:
+            summary = runner.run()
+        finally:
+            if monitor is not None:
+                monitor.stop()
+    _summary(session, client, workflow_id, summary)
+    click.echo(f"Job logs: {output_dir / 'job_stdio'}")
     if session.database is not None:
         click.echo(f"Inspect it with: torc --database {session.database} jobs list {workflow_id}")
-    if summary.failed:
+    if summary.interrupted:
+        click.echo(f"Interrupted. Carry on with: torc{_server_hint(session)} run {workflow_id}")
+        raise SystemExit(130)
+    if summary.failed or summary.terminated:
         raise SystemExit(1)
+
+
+def _server_hint(session: Session) -> str:
+    if session.database is not None:
+        return f" --database {session.database}"
+    return f" --url {session.url}" if session.url else ""

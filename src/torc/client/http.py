@@ -6,7 +6,9 @@ Error responses become the matching TorcError subclass, carrying the server's me
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +18,11 @@ import orjson
 from torc.core.errors import TorcError, error_for_status
 
 DEFAULT_URL = "http://localhost:8080/torc-service/v1"
+log = logging.getLogger("torc.client")
+
+
+class ServerUnreachable(TorcError):
+    """The server could not be reached (after retrying, where retries were asked for)."""
 
 
 def error_message(response: httpx.Response) -> str:
@@ -35,9 +42,12 @@ def error_message(response: httpx.Response) -> str:
 
 class TorcClient:
     def __init__(self, url: str | None = None, transport: httpx.BaseTransport | None = None, timeout: float = 120.0,
-                 auth: tuple[str, str] | None = None):
+                 auth: tuple[str, str] | None = None, retry_seconds: float = 0.0):
+        """retry_seconds > 0: keep retrying requests that could not reach the server (it may be
+        restarting) for that long, with backoff, before giving up."""
         self.url = (url or os.environ.get("TORC_API_URL") or DEFAULT_URL).rstrip("/")
         self.http = httpx.Client(base_url=self.url, transport=transport, timeout=timeout, auth=auth)
+        self.retry_seconds = retry_seconds
 
     def close(self) -> None:
         self.http.close()
@@ -53,10 +63,18 @@ class TorcClient:
         # orjson: several times faster than the stdlib for the 10,000-record batches torc sends.
         content = orjson.dumps(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
-        try:
-            response = self.http.request(method, path.lstrip("/"), params=clean, content=content, headers=headers)
-        except httpx.TransportError as exc:
-            raise TorcError(f"cannot reach the torc server at {self.url}: {exc}") from None
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.2
+        while True:
+            try:
+                response = self.http.request(method, path.lstrip("/"), params=clean, content=content, headers=headers)
+                break
+            except httpx.TransportError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise ServerUnreachable(f"cannot reach the torc server at {self.url}: {exc}") from None
+                log.warning("torc server unreachable (%s); retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
         if response.status_code >= 400:
             raise error_for_status(response.status_code, error_message(response))
         return orjson.loads(response.content) if response.content else None

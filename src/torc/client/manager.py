@@ -220,3 +220,29 @@ def fail_orphans(client: TorcClient, workflow_id: int, orphans: list[dict[str, A
     for node in client.iter_items("compute_nodes", workflow_id=workflow_id):
         if node.get("is_active") and _runner_gone(node):
             client.put(f"compute_nodes/{node['id']}", {**node, "is_active": False})
+
+
+def prepare_resume(client: TorcClient, workflow_id: int) -> list[str]:
+    """Before `torc run ID` on a workflow that has run: fail jobs held by dead runners, then, when
+    no other runner is active, put every unfinished job back to run in a new run (completed jobs
+    stay completed). Returns what was done, one line each."""
+    notes = []
+    orphans = find_orphans(client, workflow_id)
+    if orphans:
+        fail_orphans(client, workflow_id, orphans)
+        notes.append(f"{len(orphans)} job(s) of runners that are gone were marked failed")
+    active = [n for n in client.iter_items("compute_nodes", workflow_id=workflow_id) if n.get("is_active")]
+    if active:
+        notes.append(f"{len(active)} other runner(s) are active; joining them")
+        return notes
+    counts = client.get(f"workflows/{workflow_id}/job_counts")["counts"]
+    again = sum(counts[s] for s in ("failed", "canceled", "terminated", "pending_failed"))
+    if again:
+        status = client.get(f"workflows/{workflow_id}/status")
+        client.post(f"workflows/{workflow_id}/reset_status")
+        client.put(f"workflows/{workflow_id}/status", {**status, "run_id": status["run_id"] + 1,
+                                                        "is_canceled": False})
+        client.post(f"workflows/{workflow_id}/reset_job_status", failed_only=True)
+        client.post(f"workflows/{workflow_id}/initialize_jobs", only_uninitialized=True)
+        notes.append(f"{again} unfinished job(s) and their downstream will run again (run {status['run_id'] + 1})")
+    return notes

@@ -11,7 +11,15 @@ from typing import Any
 from torc.core.errors import InvalidInputError, NotFoundError
 from torc.core.status import JobStatus
 from torc.core.units import parse_duration_seconds, parse_memory_bytes, parse_walltime_seconds
-from torc.service.common import now_ms, order_clause, page_bounds, paged, require_row, require_workflow
+from torc.service.common import (
+    now_iso,
+    now_ms,
+    order_clause,
+    page_bounds,
+    paged,
+    require_row,
+    require_workflow,
+)
 from torc.service.context import Context
 from torc.service.events import Event
 from torc.storage.base import Connection
@@ -42,6 +50,14 @@ def create(ctx: Context, table: Table, body: Values, **extra: Any) -> Values:
         created = table.to_wire(require_row(conn, table, new_id))
     _announce(ctx, table, None, created)
     return created
+
+
+def heartbeat(ctx: Context, node_id: int) -> Values:
+    """A runner says it is alive: stamp last_heartbeat (stale nodes are found by sync-status)."""
+    with ctx.store.write() as conn:
+        require_row(conn, COMPUTE_NODE, node_id)
+        conn.execute("UPDATE compute_node SET last_heartbeat = ? WHERE id = ?", (now_iso(), node_id))
+        return COMPUTE_NODE.to_wire(require_row(conn, COMPUTE_NODE, node_id))
 
 
 def create_many(ctx: Context, table: Table, bodies: list[Values]) -> list[Values]:

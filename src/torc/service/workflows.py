@@ -182,6 +182,18 @@ def is_uninitialized(ctx: Context, workflow_id: int) -> Values:
     return {"is_uninitialized": not other}
 
 
+def job_counts(ctx: Context, workflow_id: int) -> Values:
+    """How many jobs are in each status (every status listed, zeros included)."""
+    with ctx.store.read() as conn:
+        require_workflow(conn, workflow_id)
+        rows = conn.fetchall("SELECT status, COUNT(*) AS n FROM job WHERE workflow_id = ? GROUP BY status",
+                             (workflow_id,))
+    counts = {s.wire: 0 for s in JobStatus}
+    for row in rows:
+        counts[JobStatus(row["status"]).wire] = row["n"]
+    return {"workflow_id": workflow_id, "total": sum(counts.values()), "counts": counts}
+
+
 def job_ids(ctx: Context, workflow_id: int) -> Values:
     with ctx.store.read() as conn:
         require_workflow(conn, workflow_id)

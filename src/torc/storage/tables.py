@@ -159,8 +159,7 @@ COMPUTE_NODE = Table(
     bools=frozenset({"is_active"}),
     json_objects=frozenset({"scheduler"}),
     filters=("hostname", "is_active"),
-    sortable=("hostname", "pid", "start_time", "is_active", "compute_node_type"),
-    hidden=frozenset({"last_heartbeat"}),
+    sortable=("hostname", "pid", "start_time", "is_active", "compute_node_type", "last_heartbeat"),
 )
 
 SCHEDULED_COMPUTE_NODE = Table(

@@ -141,6 +141,12 @@ for _segment in RESOURCES:
     _register(_segment)
 
 
+@router.post("/compute_nodes/{id}/heartbeat", operation_id="compute_node_heartbeat")
+def compute_node_heartbeat(ctx: Ctx, id: int, body: AnyBody = None):
+    """Extension: a runner's periodic sign of life."""
+    return JSON(crud.heartbeat(ctx, id))
+
+
 @router.post("/bulk_files", operation_id="create_files")
 def create_files(ctx: Ctx, body: m.files_model):
     """Extension: create many files of one workflow in one request (returned in input order)."""

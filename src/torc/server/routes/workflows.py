@@ -87,6 +87,12 @@ def is_workflow_uninitialized(ctx: Ctx, id: int):
     return JSON(workflows.is_uninitialized(ctx, id))
 
 
+@router.get("/workflows/{id}/job_counts", operation_id="get_job_counts")
+def get_job_counts(ctx: Ctx, id: int):
+    """Extension: the number of jobs in each status, for progress displays."""
+    return JSON(workflows.job_counts(ctx, id))
+
+
 @router.get("/workflows/{id}/job_ids", operation_id="list_job_ids")
 def list_job_ids(ctx: Ctx, id: int):
     return JSON(workflows.job_ids(ctx, id))

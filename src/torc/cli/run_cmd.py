@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ import click
 from torc.cli.output import emit
 from torc.cli.session import Session
 from torc.client import DEFAULT_URL, TorcClient, manager
-from torc.core.errors import InvalidInputError
+from torc.core.errors import InvalidInputError, TorcError
 from torc.runner.local import LocalRunner, RunnerOptions, RunSummary
 from torc.runner.progress import Progress
 from torc.runner.resources import detect_cpus, detect_gpus, detect_memory_gb
@@ -58,11 +59,16 @@ def _start_workflow(client: TorcClient, spec_or_id: str, skip_checks: bool) -> i
 
 
 def _monitor(client: TorcClient, workflow_id: int, output_dir: Path, runner: LocalRunner):
-    """The resource monitor the workflow asks for (summary by default, time series on request)."""
+    """The resource monitor the workflow asks for (summary by default, time series on request).
+    Memory limits need one: with --enforce-memory-limits and monitoring off, a summary monitor
+    sampling every second runs anyway."""
     raw = client.get(f"workflows/{workflow_id}").get("resource_monitor_config")
     config = json.loads(raw) if raw else {"enabled": True, "granularity": "summary", "sample_interval_seconds": 5}
     if not config.get("enabled", False):
-        return None
+        if not runner.options.enforce_memory_limits:
+            return None
+        click.echo("Resource monitoring is off for this workflow; sampling memory every 1 s to enforce limits")
+        config = {"enabled": True, "granularity": "summary", "sample_interval_seconds": 1}
     from torc.runner.monitor import ResourceMonitor
 
     db = None
@@ -122,11 +128,10 @@ def run(session: Session, spec_or_id: str, max_parallel_jobs: int | None, num_cp
     """
     defaults = session.config().client.run
     output_dir = (output_dir or Path(defaults.output_dir)).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_output_dir(output_dir)
     client = _connect(session, output_dir)
     workflow_id = _start_workflow(client, spec_or_id, skip_checks)
     workflow = client.get(f"workflows/{workflow_id}")
-    client.retry_seconds = 60.0 * float(workflow.get("compute_node_wait_for_healthy_database_minutes") or 20)
     options = RunnerOptions(
         output_dir=output_dir,
         num_cpus=num_cpus or defaults.num_cpus or detect_cpus(),
@@ -137,6 +142,8 @@ def run(session: Session, spec_or_id: str, max_parallel_jobs: int | None, num_cp
         idle_timeout=idle_timeout,
         termination_grace=termination_grace,
         enforce_memory_limits=enforce_memory_limits,
+        # the runner waits this long for an unreachable (restarting) server; Ctrl-C cuts it short
+        server_retry_seconds=60.0 * float(workflow.get("compute_node_wait_for_healthy_database_minutes") or 20),
     )
     progress = Progress(workflow_id, lambda: client.get(f"workflows/{workflow_id}/job_counts")["counts"],
                         enabled=False if no_progress or session.fmt == "json" else None)
@@ -152,7 +159,10 @@ def run(session: Session, spec_or_id: str, max_parallel_jobs: int | None, num_cp
         finally:
             if monitor is not None:
                 monitor.stop()
-    _summary(session, client, workflow_id, summary)
+    try:
+        _summary(session, client, workflow_id, summary)
+    except TorcError as exc:  # e.g. the server went away and the run was interrupted
+        click.echo(f"No summary: {exc.message}")
     click.echo(f"Job logs: {output_dir / 'job_stdio'}")
     if session.database is not None:
         click.echo(f"Inspect it with: torc --database {session.database} jobs list {workflow_id}")
@@ -161,6 +171,18 @@ def run(session: Session, spec_or_id: str, max_parallel_jobs: int | None, num_cp
         raise SystemExit(130)
     if summary.failed or summary.terminated:
         raise SystemExit(1)
+
+
+def _prepare_output_dir(output_dir: Path) -> None:
+    """Create the output directory (and job_stdio) up front: a clean error, not a traceback or a
+    runner whose every job fails, when it cannot be created or written."""
+    try:
+        (output_dir / "job_stdio").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create output directory {output_dir}: {exc.strerror or exc}") from None
+    for folder in (output_dir, output_dir / "job_stdio"):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InvalidInputError(f"output directory {folder} is not writable")
 
 
 def _server_hint(session: Session) -> str:

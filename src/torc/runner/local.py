@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from torc.client import TorcClient
+from torc.client.http import ServerUnreachable
 from torc.core.errors import InvalidInputError, TorcError
 from torc.core.units import parse_duration_seconds, parse_memory_bytes
 from torc.runner.actions import ActionRunner
@@ -41,6 +42,7 @@ class RunnerOptions:
     enforce_memory_limits: bool = False
     heartbeat_interval: float = 30.0
     progress: bool | None = None  # None: a live panel when stdout is a terminal
+    server_retry_seconds: float = 20 * 60.0  # how long to wait for an unreachable (restarting) server
 
 
 @dataclass
@@ -56,6 +58,48 @@ class RunSummary:
         return self.completed + self.failed + self.terminated
 
 
+class RunnerInterrupted(ServerUnreachable):
+    """Ctrl-C while the server could not be reached: the runner stopped waiting for it."""
+
+
+class PatientClient:
+    """The runner's view of a TorcClient (which should not retry itself): a request that cannot
+    reach the server, which may be restarting, is retried for `retry_seconds`, like TorcClient's
+    own retries, except that the wait ends as soon as `give_up()` turns true (Ctrl-C), raising
+    RunnerInterrupted. `poke` is set to cut a wait short."""
+
+    def __init__(self, client: TorcClient, retry_seconds: float, give_up: Callable[[], bool],
+                 poke: threading.Event):
+        self.client = client
+        self.url = client.url
+        self.retry_seconds = retry_seconds
+        self.give_up = give_up
+        self.poke = poke
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.2
+        while True:
+            try:
+                return self.client.request(method, path, params=params, json=json)
+            except ServerUnreachable as exc:
+                self.poke.clear()
+                if self.give_up():
+                    raise RunnerInterrupted(f"interrupted while waiting for the server ({exc.message})") from None
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("torc server unreachable (%s); retrying in %.1f s", exc.message, delay)
+                self.poke.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    get = TorcClient.get
+    post = TorcClient.post
+    put = TorcClient.put
+    delete = TorcClient.delete
+    iter_items = TorcClient.iter_items
+    run_id = TorcClient.run_id
+
+
 def _now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -64,7 +108,11 @@ class LocalRunner:
     def __init__(self, client: TorcClient, workflow_id: int, options: RunnerOptions,
                  say: Callable[[str], None] = print, monitor: Any = None,
                  on_progress: Callable[[int, int], None] | None = None):
-        self.client = client
+        # First Ctrl-C: stop waiting for an unreachable server so the jobs can be stopped, then
+        # wait again to record them; a second Ctrl-C gives up on the server altogether.
+        self.poke = threading.Event()
+        self.client = PatientClient(client, options.server_retry_seconds, poke=self.poke,
+                                    give_up=lambda: self.interrupts > 1 or (self.interrupts == 1 and not self.stopping))
         self.workflow_id = workflow_id
         self.options = options
         self.say = say
@@ -80,6 +128,8 @@ class LocalRunner:
         self.files: dict[int, dict[str, Any]] = {}
         self.stdio = options.output_dir / "job_stdio"
         self.interrupts = 0
+        self.stopping = False  # stopping the jobs after an interrupt
+        self.unreported: list[dict[str, Any]] = []  # completions the server has not accepted yet
         self.over_limit: dict[int, tuple[int, int]] = {}  # job id -> (rss, limit), set by the monitor thread
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -102,6 +152,11 @@ class LocalRunner:
             self._loop(idle_timeout)
             if not self.summary.interrupted:
                 self.actions.run_pending(("on_workflow_complete", "on_worker_complete"))
+        except RunnerInterrupted:  # a second Ctrl-C while the server was unreachable
+            self.summary.interrupted = True
+            lost = len(self.unreported) + len(self.running)
+            self.say(f"interrupted while the server was unreachable: {lost} job result(s) not recorded; once the "
+                     f"server is back, `torc workflows sync-status {self.workflow_id}` fails jobs left running")
         finally:
             self._stop_all("runner exiting", graceful=False)
             restore()
@@ -133,6 +188,7 @@ class LocalRunner:
         def handler(signum: int, frame: Any) -> None:
             self.interrupts += 1
             self.wake.set()
+            self.poke.set()
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -143,13 +199,20 @@ class LocalRunner:
         return restore
 
     def _loop(self, idle_timeout: float) -> None:
+        try:
+            self._work(idle_timeout)
+        except RunnerInterrupted:  # Ctrl-C while waiting for an unreachable server
+            pass
+        if self.interrupts:
+            self._interrupt()
+
+    def _work(self, idle_timeout: float) -> None:
         idle_since: float | None = None
         next_heartbeat = time.monotonic() + self.options.heartbeat_interval
         next_status = 0.0
         while True:
             now = time.monotonic()
             if self.interrupts:
-                self._interrupt()
                 return
             self._enforce_limits(now)
             finished = self._reap()
@@ -225,12 +288,13 @@ class LocalRunner:
 
     def _start(self, job: dict[str, Any]) -> None:
         rr = self._requirement(job.get("resource_requirements_id"))
-        cpus = memory = gpus = 0
+        cpus = memory = gpus = memory_limit = 0
         runtime_s = None
         if rr is not None:
             runtime_s = parse_duration_seconds(rr.get("runtime", "P0DT1M"))
-            if not self.options.max_parallel_jobs:  # queue mode ignores requirements
-                cpus, memory, gpus = rr.get("num_cpus", 1), parse_memory_bytes(rr.get("memory", "0")), rr.get("num_gpus", 0)
+            memory_limit = parse_memory_bytes(rr.get("memory", "0"))
+            if not self.options.max_parallel_jobs:  # queue mode ignores requirements (but not limits)
+                cpus, memory, gpus = rr.get("num_cpus", 1), memory_limit, rr.get("num_gpus", 0)
         attempt = job.get("attempt_id", 1)
         stem = stdio_stem(self.workflow_id, job["id"], self.run_id, attempt)
         env = {**self.env, "TORC_JOB_ID": str(job["id"]), "TORC_JOB_NAME": job["name"], "TORC_ATTEMPT_ID": str(attempt)}
@@ -251,7 +315,7 @@ class LocalRunner:
         self.free_memory -= memory
         self.free_gpus -= gpus
         if self.monitor is not None:
-            limit = memory if self.options.enforce_memory_limits and memory else None
+            limit = memory_limit if self.options.enforce_memory_limits and memory_limit else None
             self.monitor.add_job(job["id"], proc.pid, job["name"], memory_limit_bytes=limit)
         threading.Thread(target=self._wait_child, args=(proc,), daemon=True).start()
 
@@ -292,8 +356,11 @@ class LocalRunner:
         """Ctrl-C / SIGTERM: stop every running job (SIGTERM first where supported), record
         them as terminated, and return. A second signal kills at once."""
         self.summary.interrupted = True
-        self.say(f"interrupted: stopping {len(self.running)} running job(s); they will be recorded as terminated")
+        self.stopping = True
+        self.say(f"interrupted: stopping {len(self.running)} running job(s); they will be recorded as terminated "
+                 "(interrupt again to stop at once)")
         self._stop_all("interrupted", graceful=True)
+        self._report([])  # anything an unreachable server did not take yet
         while self.running:
             if self.interrupts > 1:
                 self._stop_all("interrupted", graceful=False)
@@ -347,17 +414,22 @@ class LocalRunner:
         return {"job_id": job["id"], "status": status, "result": result}
 
     def _report(self, completions: list[dict[str, Any]]) -> None:
+        """Send completions (with any the server could not take before); they stay in
+        self.unreported until it has them all."""
+        self.unreported += completions
+        if not self.unreported:
+            return
         try:
             self.client.post(f"workflows/{self.workflow_id}/complete_jobs",
-                             {"run_id": self.run_id, "jobs": completions})
-            return
-        except InvalidInputError:
-            pass  # e.g. one job was completed meanwhile (workflow canceled): report one by one
-        for item in completions:
-            try:
-                self.client.post(f"jobs/{item['job_id']}/complete_job/{item['status']}/{self.run_id}", item["result"])
-            except InvalidInputError as exc:
-                log.warning("result of job %s not recorded: %s", item["job_id"], exc.message)
+                             {"run_id": self.run_id, "jobs": self.unreported})
+        except InvalidInputError:  # e.g. one job was completed meanwhile (workflow canceled): one by one
+            for item in self.unreported:
+                try:
+                    self.client.post(f"jobs/{item['job_id']}/complete_job/{item['status']}/{self.run_id}",
+                                     item["result"])
+                except InvalidInputError as exc:
+                    log.warning("result of job %s not recorded: %s", item["job_id"], exc.message)
+        self.unreported = []
 
     def _missing_outputs(self, job: dict[str, Any]) -> list[str]:
         missing = []
@@ -365,7 +437,10 @@ class LocalRunner:
             record = self._file(file_id)
             path = Path(record["path"])
             if path.exists():
-                self.client.put(f"files/{file_id}", {**record, "st_mtime": path.stat().st_mtime})
+                try:
+                    self.client.put(f"files/{file_id}", {**record, "st_mtime": path.stat().st_mtime})
+                except ServerUnreachable as exc:  # not worth losing the job's result over
+                    log.warning("modification time of %s not recorded: %s", record["path"], exc.message)
             else:
                 missing.append(record["path"])
         return missing

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -695,7 +696,8 @@ def test_import_rejects_bad_documents(cli, tmp_path):
 
 def register_node(api: TorcClient, wf: int, pid: int) -> dict[str, Any]:
     return api.post("compute_nodes", {
-        "workflow_id": wf, "hostname": socket.gethostname(), "pid": pid, "start_time": "2026-01-01T00:00:00Z",
+        "workflow_id": wf, "hostname": socket.gethostname(), "pid": pid,
+        "start_time": datetime.now(UTC).isoformat(),  # a runner with no heartbeat yet is judged by its start
         "num_cpus": 1, "memory_gb": 1, "num_gpus": 0, "num_nodes": 1, "compute_node_type": "local",
         "is_active": True})
 

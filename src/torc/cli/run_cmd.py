@@ -90,6 +90,8 @@ def _summary(session: Session, client: TorcClient, workflow_id: int, summary: Ru
                       "terminated": summary.terminated, "interrupted": summary.interrupted,
                       "job_counts": counts, "is_complete": complete})
         return
+    emit("table", [{"status": status, "jobs": n} for status, n in counts.items()], ["status", "jobs"],
+         f"workflow {workflow_id}")
     click.echo(f"Workflow {workflow_id}: {summary.completed} completed, {summary.failed} failed, "
                f"{summary.terminated} terminated here; workflow {'complete' if complete else 'not complete'} ("
                + ", ".join(f"{n} {s}" for s, n in counts.items()) + ")")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,9 +177,24 @@ def reinitialize(client: TorcClient, workflow_id: int, force: bool = False,
 ORPHAN_RETURN_CODE = -128  # torc's code for "the runner holding this job went away"
 
 
-def _runner_gone(node: dict[str, Any]) -> bool:
-    """A compute node whose runner no longer runs: marked inactive, or a local runner on this
-    host whose process has died."""
+STALE_AFTER_SECONDS = 180.0  # runners heartbeat every 30 s; six missed beats mean it is gone
+
+
+def _age_seconds(stamp: str | None, now: datetime) -> float | None:
+    if not stamp:
+        return None
+    try:
+        then = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    return (now - then).total_seconds()
+
+
+def _runner_gone(node: dict[str, Any], now: datetime | None = None) -> bool:
+    """A compute node whose runner no longer runs: marked inactive; a local runner on this host
+    whose process has died; or (any host) no heartbeat for STALE_AFTER_SECONDS."""
     if not node.get("is_active"):
         return True
     if node.get("compute_node_type") == "local" and node.get("hostname") == socket.gethostname():
@@ -187,8 +203,9 @@ def _runner_gone(node: dict[str, Any]) -> bool:
         except ProcessLookupError:
             return True
         except PermissionError:
-            return False
-    return False
+            pass
+    age = _age_seconds(node.get("last_heartbeat") or node.get("start_time"), now or datetime.now(UTC))
+    return age is not None and age > STALE_AFTER_SECONDS
 
 
 def find_orphans(client: TorcClient, workflow_id: int) -> list[dict[str, Any]]:

@@ -9,85 +9,26 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from tests.helpers import claim_all, make_jobs, make_workflow, run_job
+from tests.integration.cli.support import (
+    Invoke,
+    assert_error,
+    assert_usage_error,
+    make_invoke,
+    ok,
+    start,
+    table,
+)
 from torc.cli.event_stream import format_event
-from torc.cli.main import main
 from torc.cli.resource_cmds import GROUPS
 from torc.client import TorcClient
 from torc.core.errors import TorcError
-from torc.server.process import ServerProcess, spawn_server
-
-Invoke = Callable[..., Result]
-
-
-def start(tmp: Path) -> ServerProcess:
-    return spawn_server(tmp / "torc.db", tmp / "server.log", "--completion-check-interval-secs", "0.5")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    srv = start(tmp_path_factory.mktemp("cli_resources"))
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def api(server) -> Iterator[TorcClient]:
-    with server.client() as client:
-        yield client
-
-
-def make_invoke(url: str) -> Invoke:
-    for group in GROUPS:
-        main.add_command(group)
-    runner = CliRunner(env={"COLUMNS": "250"})
-
-    def invoke(*args: Any, fmt: str = "json", input: str | None = None) -> Result:
-        return runner.invoke(main, ["--url", url, "-f", fmt, *map(str, args)], input=input)
-
-    return invoke
-
-
-@pytest.fixture(scope="module")
-def cli(server) -> Invoke:
-    return make_invoke(server.url)
-
-
-def ok(cli: Invoke, *args: Any) -> Any:
-    """Run with -f json; stdout must be nothing but JSON."""
-    result = cli(*args)
-    assert result.exit_code == 0, (args, result.output)
-    return json.loads(result.stdout)
-
-
-def table(cli: Invoke, *args: Any) -> str:
-    result = cli(*args, fmt="table")
-    assert result.exit_code == 0, (args, result.output)
-    return result.stdout
-
-
-def assert_error(result: Result, *fragments: str) -> None:
-    """A server error: exit code 1, nothing on stdout, exactly one 'Error:' line on stderr."""
-    assert result.exit_code == 1, result.output
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
-def assert_usage_error(result: Result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert result.stdout == ""
-    for fragment in fragments:
-        assert fragment in result.stderr
 
 
 def test_all_groups_are_registered_with_reference_names():

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from tests.helpers import claim_all, make_jobs, make_workflow
-from torc.cli.main import main
-from torc.cli.report_cmds import reports
 from torc.client import TorcClient
-from torc.server.process import ServerProcess, spawn_server
 
 GIB = 1024**3
 MIB = 1024**2
@@ -42,33 +38,6 @@ jobs:
 """
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    tmp = tmp_path_factory.mktemp("cli_reports")
-    srv = spawn_server(tmp / "torc.db", tmp / "server.log", "--completion-check-interval-secs", "0.5")
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def api(server) -> Iterator[TorcClient]:
-    with server.client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def cli(server):
-    if "reports" not in main.commands:
-        main.add_command(reports)
-    runner = CliRunner(env={"COLUMNS": "250"})
-
-    def invoke(*args: Any, fmt: str = "json") -> Result:
-        return runner.invoke(main, ["--url", server.url, "-f", fmt, *map(str, args)])
-
-    invoke.runner = runner
-    return invoke
-
-
 def ok(cli, *args: Any) -> Any:
     result = cli(*args)
     assert result.exit_code == 0, (args, result.output)
@@ -90,8 +59,7 @@ def ran(server, cli, tmp_path_factory) -> tuple[int, Path]:
     spec = tmp / "report_demo.yaml"
     spec.write_text(SPEC)
     out = tmp / "out"
-    result = cli.runner.invoke(main, ["--url", server.url, "run", str(spec), "-o", str(out), "--num-cpus", "2",
-                                      "--memory-gb", "2", "-p", "0.1"])
+    result = cli("run", spec, "-o", out, "--num-cpus", 2, "--memory-gb", 2, "-p", 0.1, fmt="table")
     assert result.exit_code == 1, result.output  # one job failed
     workflow_id = int(re.search(r"Created workflow (\d+)", result.output).group(1))
     return workflow_id, out

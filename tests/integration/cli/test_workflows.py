@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,39 +16,18 @@ from typing import Any
 import pytest
 
 from tests.helpers import claim_all, make_jobs, make_workflow, run_job, statuses
-from tests.integration.test_cli_resources import (
+from tests.integration.cli.support import (
     Invoke,
     assert_error,
     assert_usage_error,
-    make_invoke,
     ok,
-    start,
     table,
 )
 from torc.client import TorcClient
 from torc.core.graph import collapse_names
-from torc.server.process import ServerProcess
 from torc.spec.create import current_user
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    srv = start(tmp_path_factory.mktemp("cli_workflows"))
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def api(server) -> Iterator[TorcClient]:
-    with server.client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def cli(server) -> Invoke:
-    return make_invoke(server.url)
+EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "examples"
 
 
 def all_workflow_ids(cli: Invoke) -> list[int]:

@@ -1,8 +1,9 @@
-"""torc server benchmarks: workflow creation, claim throughput, fan-in unblocking.
+"""torc benchmarks: workflow creation, claim throughput, fan-in unblocking, `torc run` throughput.
 
-    .venv/bin/python bench/run.py --quick              # small sizes, well under a minute
+    .venv/bin/python bench/run.py --quick              # small sizes, about a minute
     .venv/bin/python bench/run.py                      # default sizes
     .venv/bin/python bench/run.py --only claims --runners 32
+    .venv/bin/python bench/run.py --only runner --runner-jobs 10000
 
 Every figure is printed with a baseline measured in the same run and the ratio to it; compare
 ratios across runs and machines, not raw numbers. Nothing here asserts on timings. See
@@ -23,17 +24,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import BenchError, Figure, fmt, machine_info, make_workdir  # noqa: E402
+from runner_bench import bench_runner  # noqa: E402
 from scenarios import bench_claims, bench_claims_per_job, bench_creation, bench_fanin, bench_spec  # noqa: E402
 
-BENCHES = ("creation", "claims", "spec", "fanin")
-DEFAULTS = {"jobs": 100_000, "claim_jobs": 20_000, "per_job_jobs": 2_000, "fan_in": 10_000, "spec_pairs": 50_000}
-QUICK = {"jobs": 5_000, "claim_jobs": 2_000, "per_job_jobs": 300, "fan_in": 1_000, "spec_pairs": 2_500}
+BENCHES = ("creation", "claims", "spec", "fanin", "runner")
+DEFAULTS = {"jobs": 100_000, "claim_jobs": 20_000, "per_job_jobs": 2_000, "fan_in": 10_000, "spec_pairs": 50_000,
+            "runner_jobs": 10_000}
+QUICK = {"jobs": 5_000, "claim_jobs": 2_000, "per_job_jobs": 300, "fan_in": 1_000, "spec_pairs": 2_500,
+         "runner_jobs": 1_000}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
-                   help="small sizes: 5k jobs, 2k claims, 300 per-job claims, 1k fan-in (explicit sizes win)")
+                   help="small sizes: 5k jobs, 2k claims, 300 per-job claims, 1k fan-in, 1k runner jobs "
+                        "(explicit sizes win)")
     p.add_argument("--only", action="append", default=[], metavar="NAME",
                    help=f"run only these benchmarks ({', '.join(BENCHES)}); repeat or comma-separate")
     p.add_argument("--jobs", type=int, help=f"creation: jobs to create (default {DEFAULTS['jobs']:,})")
@@ -51,6 +56,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fan-in-batch", type=int, default=100, help="fanin: leaves per complete_jobs request (default 100)")
     p.add_argument("--no-reverse", action="store_true",
                    help="fanin: skip the variant that completes the leaves in reverse id order")
+    p.add_argument("--runner-jobs", type=int,
+                   help=f"runner: jobs in the start -> work -> end workflow run by `torc run` "
+                        f"(default {DEFAULTS['runner_jobs']:,})")
+    p.add_argument("--runner-cprofile", type=Path, metavar="DIR",
+                   help="runner: run `torc run` under cProfile, .pstats files in DIR (slows it: not for figures)")
+    p.add_argument("--runner-torc-cmd", metavar="CMD",
+                   help="runner: run this command line instead of `python -m torc.cli.main` (e.g. another torc "
+                        "build); `--url URL run ID --no-progress -o DIR` is appended")
     p.add_argument("--workdir", type=Path, help="where the temporary databases go (default: a new temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the databases and server logs")
     p.add_argument("--profile", type=Path, metavar="DIR",
@@ -98,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = {"profile_dir": args.profile, "py_spy": py_spy}
     sizes = {"jobs": args.jobs, "runners": args.runners, "claim_jobs": args.claim_jobs, "claim_limit": args.claim_limit,
              "per_job_jobs": args.per_job_jobs, "fan_in": args.fan_in, "fan_in_batch": args.fan_in_batch,
-             "spec_pairs": args.spec_pairs}
+             "spec_pairs": args.spec_pairs, "runner_jobs": args.runner_jobs}
     print(f"torc benchmarks ({'quick' if args.quick else 'default'} sizes) on {info.get('cpu', '?')}, "
           f"nproc={info['nproc']}, Python {info['python']}, SQLite {info['sqlite']}, {info['date']}")
     print(f"sizes: {sizes}; workdir {workdir}")
@@ -119,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     if "fanin" in args.only:
         plan.append(("fanin", lambda: bench_fanin(workdir, args.fan_in, args.fan_in_batch, not args.no_reverse,
                                                   profile)))
+    if "runner" in args.only:
+        plan.append(("runner", lambda: bench_runner(workdir, args.runner_jobs, profile, args.runner_cprofile,
+                                                    args.runner_torc_cmd)))
     for name, fn in plan:
         print(f"\n== {name}", flush=True)
         t0 = time.perf_counter()
@@ -133,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         for f in got:
             ratio = f"  ratio {f.ratio:.2f}x" if f.ratio is not None else ""
             if f.cpu_ratio is not None:
-                ratio += f" (server CPU ratio {f.cpu_ratio:.2f}x)"
+                ratio += f" (CPU ratio {f.cpu_ratio:.2f}x)"
             print(f"  {f.label}: {fmt(f.value, f.unit)}  (baseline {fmt(f.baseline)}: {f.baseline_label}){ratio}")
             for key, value in f.extra.items():
                 print(f"      {key}: {value}")

@@ -1,4 +1,4 @@
-"""The three torc benchmarks. Each returns a list of Figures; none asserts on timings."""
+"""The torc server benchmarks (`torc run`: runner_bench.py). Each returns Figures; no timing asserts."""
 
 from __future__ import annotations
 

@@ -357,3 +357,18 @@ def test_retry_with_malformed_result_body_is_422(api, http):
     assert "run_id" in r.json()["error"]["message"] and "return_code" in r.json()["error"]["message"]
     r = http.post(f"jobs/{job['id']}/retry/0", json={"max_retries": -1})
     assert r.status_code == 422 and "max_retries" in r.json()["error"]["message"]
+
+
+def test_batch_start_extension(api, http):
+    wf = make_workflow(api)
+    make_jobs(api, wf, [{"name": f"j{i}"} for i in range(3)])
+    api.post(f"workflows/{wf}/initialize_jobs")
+    jobs = claim_all(api, wf)
+    out = api.post(f"workflows/{wf}/start_jobs", {"run_id": 0, "compute_node_id": 5,
+                                                   "job_ids": [j["id"] for j in jobs]})
+    assert [j["status"] for j in out["jobs"]] == ["running"] * 3
+    # all or nothing: a job that is not pending fails the whole batch and changes nothing
+    (extra,) = make_jobs(api, wf, [{"name": "late"}])
+    r = http.post(f"workflows/{wf}/start_jobs", json={"run_id": 0, "compute_node_id": 5, "job_ids": [extra["id"]]})
+    assert r.status_code == 422 and "pending" in r.json()["error"]["message"]
+    assert statuses(api, wf)["late"] == "uninitialized"

@@ -281,6 +281,14 @@ class job_completion(Model):
     result: completion_result_model | None = None
 
 
+class start_jobs_model(Model):
+    """Batch start (an extension): many start_job calls of one runner in one transaction."""
+
+    run_id: int
+    compute_node_id: int
+    job_ids: list[int]
+
+
 class complete_jobs_model(Model):
     """Batch completion (an extension): many complete_job calls in one transaction."""
 

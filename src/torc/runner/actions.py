@@ -29,6 +29,9 @@ class ActionRunner:
         self.say = say
         self.env = env
         self.done_persistent: set[int] = set()  # persistent actions run once per runner
+        # Asking for pending job-triggered actions after every finished job only pays when there are some.
+        self.has_job_actions = any(a["trigger_type"] in ("on_jobs_ready", "on_jobs_complete")
+                                   for a in client.get(f"workflows/{workflow_id}/actions"))
         self.children: list[subprocess.Popen] = []
 
     def run_pending(self, trigger_types: tuple[str, ...]) -> int:

@@ -219,7 +219,8 @@ class LocalRunner:
             if now >= next_heartbeat:
                 self.client.post(f"compute_nodes/{self.node['id']}/heartbeat")
                 next_heartbeat = now + self.options.heartbeat_interval
-            if finished or now >= next_status or not self.running:
+            checked = now >= next_status or not self.running
+            if checked:
                 status = self.client.get(f"workflows/{self.workflow_id}/is_complete")
                 next_status = now + min(self.options.poll_interval, 2.0)
                 if status["is_canceled"]:
@@ -229,6 +230,7 @@ class LocalRunner:
                     return
                 if status["is_complete"] and not self.running:
                     return
+            if checked or (finished and self.actions.has_job_actions):
                 self.actions.run_pending(("on_jobs_ready", "on_jobs_complete"))
             claimed = self._claim_and_start()
             if self.on_progress is not None:
@@ -270,9 +272,24 @@ class LocalRunner:
                 {"num_cpus": self.free_cpus, "memory_gb": self.free_memory / GIB, "num_gpus": self.free_gpus,
                  "num_nodes": 1},
             )["jobs"]
+        if not jobs:
+            return 0
+        try:  # one request marks them all running
+            self.client.post(f"workflows/{self.workflow_id}/start_jobs", {
+                "run_id": self.run_id, "compute_node_id": self.node["id"], "job_ids": [j["id"] for j in jobs]})
+        except InvalidInputError:  # e.g. a job was canceled meanwhile: start them one by one
+            jobs = [job for job in jobs if self._start_one(job)]
         for job in jobs:
             self._start(job)
         return len(jobs)
+
+    def _start_one(self, job: dict[str, Any]) -> bool:
+        try:
+            self.client.put(f"jobs/{job['id']}/start_job/{self.run_id}/{self.node['id']}")
+            return True
+        except InvalidInputError as exc:
+            log.warning("job %s not started: %s", job["id"], exc.message)
+            return False
 
     def _requirement(self, rr_id: int | None) -> dict[str, Any] | None:
         if rr_id is None:
@@ -298,7 +315,6 @@ class LocalRunner:
         attempt = job.get("attempt_id", 1)
         stem = stdio_stem(self.workflow_id, job["id"], self.run_id, attempt)
         env = {**self.env, "TORC_JOB_ID": str(job["id"]), "TORC_JOB_NAME": job["name"], "TORC_ATTEMPT_ID": str(attempt)}
-        self.client.put(f"jobs/{job['id']}/start_job/{self.run_id}/{self.node['id']}")
         try:
             for file_id in job.get("output_file_ids") or []:
                 Path(self._file(file_id)["path"]).parent.mkdir(parents=True, exist_ok=True)
@@ -316,7 +332,7 @@ class LocalRunner:
         self.free_gpus -= gpus
         if self.monitor is not None:
             limit = memory_limit if self.options.enforce_memory_limits and memory_limit else None
-            self.monitor.add_job(job["id"], proc.pid, job["name"], memory_limit_bytes=limit)
+            self.monitor.add_job(job["id"], proc.pid, job["name"], memory_limit_bytes=limit, sample_now=False)
         threading.Thread(target=self._wait_child, args=(proc,), daemon=True).start()
 
     def _wait_child(self, proc: JobProcess) -> None:

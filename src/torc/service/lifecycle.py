@@ -281,20 +281,38 @@ def ready_job_requirements(ctx: Context, workflow_id: int, scheduler_config_id: 
 # ---- per-job transitions ------------------------------------------------------------------
 
 
+def _start_in_tx(conn: Connection, job_id: int, run_id: int, compute_node_id: int) -> tuple[Values, Event]:
+    job = require_job(conn, job_id)
+    _check_run_id(conn, job["workflow_id"], job_id, run_id)
+    if job["status"] != S.PENDING:
+        raise InvalidInputError(
+            f"job {job_id}: start_job needs a pending (claimed) job, but its status is {S(job['status']).wire}"
+        )
+    conn.execute("UPDATE job SET status = ?, active_compute_node_id = ? WHERE id = ?",
+                 (int(S.RUNNING), compute_node_id, job_id))
+    event = Event(job["workflow_id"], "job_started", "info",
+                  {"job_id": job_id, "job_name": job["name"], "compute_node_id": compute_node_id})
+    return job_to_wire({**job, "status": int(S.RUNNING)}), event
+
+
 def start_job(ctx: Context, job_id: int, run_id: int, compute_node_id: int) -> Values:
     with ctx.store.write() as conn:
-        job = require_job(conn, job_id)
-        _check_run_id(conn, job["workflow_id"], job_id, run_id)
-        if job["status"] != S.PENDING:
-            raise InvalidInputError(
-                f"job {job_id}: start_job needs a pending (claimed) job, but its status is {S(job['status']).wire}"
-            )
-        conn.execute("UPDATE job SET status = ?, active_compute_node_id = ? WHERE id = ?",
-                     (int(S.RUNNING), compute_node_id, job_id))
-        wire = job_to_wire(require_job(conn, job_id))
-    ctx.bus.publish(Event(job["workflow_id"], "job_started", "info",
-                          {"job_id": job_id, "job_name": job["name"], "compute_node_id": compute_node_id}))
+        wire, event = _start_in_tx(conn, job_id, run_id, compute_node_id)
+    ctx.bus.publish(event)
     return wire
+
+
+def start_jobs(ctx: Context, workflow_id: int, run_id: int, compute_node_id: int, job_ids: list[int]) -> Values:
+    """Batch extension: start many claimed jobs of one runner in one transaction (all or nothing)."""
+    with ctx.store.write() as conn:
+        require_workflow(conn, workflow_id)
+        started = []
+        for job_id in job_ids:
+            if conn.scalar("SELECT workflow_id FROM job WHERE id = ?", (job_id,)) != workflow_id:
+                raise NotFoundError(f"job {job_id} not found in workflow {workflow_id}")
+            started.append(_start_in_tx(conn, job_id, run_id, compute_node_id))
+    ctx.bus.publish(*(event for _, event in started))
+    return {"jobs": [wire for wire, _ in started]}
 
 
 def _insert_result(conn: Connection, job: Values, status: JobStatus, run_id: int, result: Values) -> int:

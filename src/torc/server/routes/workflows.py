@@ -151,6 +151,12 @@ def reset_job_status(ctx: Ctx, id: int, failed_only: bool = False, body: AnyBody
     return JSON(lifecycle.reset_job_status(ctx, id, failed_only))
 
 
+@router.post("/workflows/{id}/start_jobs", operation_id="start_jobs")
+def start_jobs(ctx: Ctx, id: int, body: m.start_jobs_model):
+    """Extension: mark many claimed jobs running in one request and transaction."""
+    return JSON(lifecycle.start_jobs(ctx, id, body.run_id, body.compute_node_id, body.job_ids))
+
+
 @router.post("/workflows/{id}/complete_jobs", operation_id="complete_jobs")
 def complete_jobs(ctx: Ctx, id: int, body: m.complete_jobs_model):
     """Extension: complete many jobs of one run in a single request and transaction."""

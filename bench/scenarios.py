@@ -397,7 +397,7 @@ def bench_spec(workdir: Path, n_pairs: int, profile: dict[str, Any]) -> list[Fig
     """torc's whole create path for a spec that expands to 2*n_pairs jobs and files: expansion,
     validation, reference resolution, bulk requests, then initialize_jobs. Baseline: executemany of
     the same number of job rows into SQLite (as in the creation benchmark)."""
-    from torc.spec.create import create_from_file
+    from torc.client.from_spec import create_from_file
 
     n_jobs = 2 * n_pairs
     spec = workdir / "spec_bench.yaml"

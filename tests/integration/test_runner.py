@@ -22,9 +22,9 @@ import pytest
 
 from tests.integration.conftest import start_server
 from torc.client import TorcClient, manager
+from torc.client.from_spec import create_from_file
 from torc.core.errors import TorcError
 from torc.server.process import ServerProcess
-from torc.spec.create import create_from_file
 
 TORC = [sys.executable, "-m", "torc.cli.main"]
 PY = sys.executable

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from torc.spec.create import blockers_from_file, dry_run_summary
+from torc.client.from_spec import blockers_from_file, dry_run_summary
 from torc.spec.load import SpecError, parse_file, spec_from_data
 from torc.spec.resolve import edges, resolve
 

@@ -37,7 +37,7 @@ def _connect(session: Session, output_dir: Path) -> TorcClient:
 def _start_workflow(client: TorcClient, spec_or_id: str, skip_checks: bool) -> int:
     """Create from a spec and initialize, or resume an existing workflow."""
     if _is_spec(spec_or_id):
-        from torc.spec.create import create_from_file
+        from torc.client.from_spec import create_from_file
 
         workflow_id = create_from_file(client, spec_or_id)
         click.echo(f"Created workflow {workflow_id} from {spec_or_id}")

@@ -32,7 +32,7 @@ def workflows() -> None:
 @pass_session
 def create(session: Session, spec: str, no_resource_monitoring: bool, skip_checks: bool, dry_run: bool) -> None:
     """Create a workflow from a spec file (YAML, JSON, JSON5 or KDL)."""
-    from torc.spec.create import create_from_file, dry_run_summary
+    from torc.client.from_spec import create_from_file, dry_run_summary
 
     if dry_run:
         report = dry_run_summary(spec)
@@ -72,7 +72,7 @@ def _print_dry_run(spec: str, report: dict[str, Any]) -> None:
 @pass_session
 def new(session: Session, name: str, description: str | None) -> None:
     """Create an empty workflow (add jobs with `torc jobs create`)."""
-    from torc.spec.create import current_user
+    from torc.client.from_spec import current_user
 
     emit(session.fmt, session.client().create_workflow(name, user=current_user(), description=description),
          WORKFLOW_COLUMNS)
@@ -258,7 +258,7 @@ def list_actions(session: Session, workflow_id: int) -> None:
 def execution_plan(session: Session, spec_or_id: str) -> None:
     """The stages a workflow runs in: which jobs start first and which wait for which."""
     if Path(spec_or_id).is_file():
-        from torc.spec.create import blockers_from_file
+        from torc.client.from_spec import blockers_from_file
 
         blockers = blockers_from_file(spec_or_id)
     else:

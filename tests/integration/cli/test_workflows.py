@@ -24,8 +24,8 @@ from tests.integration.cli.support import (
     table,
 )
 from torc.client import TorcClient
+from torc.client.from_spec import current_user
 from torc.core.graph import collapse_names
-from torc.spec.create import current_user
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "examples"
 

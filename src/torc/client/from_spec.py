@@ -1,5 +1,5 @@
-"""Turning a resolved spec into a workflow on the server, all or nothing: any failure deletes
-the half-created workflow."""
+"""Turning a spec file into a workflow on the server, all or nothing: any failure deletes the
+half-created workflow. (Client side: it sends what torc.spec loads and checks.)"""
 
 from __future__ import annotations
 

@@ -21,9 +21,9 @@ import psutil
 import pytest
 
 from tests.integration.conftest import start_server
+from torc.cli.embedded import server_reachable
 from torc.client import TorcClient, manager
 from torc.client.from_spec import create_from_file
-from torc.core.errors import TorcError
 from torc.server.process import ServerProcess
 
 TORC = [sys.executable, "-m", "torc.cli.main"]
@@ -433,12 +433,7 @@ def _spawn_server_on(database: Path, log: Path, port: int) -> subprocess.Popen:
 
     def answers() -> bool:
         assert process.poll() is None, log.read_text()
-        try:
-            with TorcClient(url, timeout=2) as c:
-                c.ping()
-            return True
-        except TorcError:
-            return False
+        return server_reachable(url)
 
     wait_for(answers, 30, "the server to answer")
     return process

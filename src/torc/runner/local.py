@@ -332,7 +332,7 @@ class LocalRunner:
         self.free_gpus -= gpus
         if self.monitor is not None:
             limit = memory_limit if self.options.enforce_memory_limits and memory_limit else None
-            self.monitor.add_job(job["id"], proc.pid, job["name"], memory_limit_bytes=limit, sample_now=False)
+            self.monitor.add_job(job["id"], proc.pid, job["name"], memory_limit_bytes=limit)
         threading.Thread(target=self._wait_child, args=(proc,), daemon=True).start()
 
     def _wait_child(self, proc: JobProcess) -> None:

@@ -283,18 +283,14 @@ class ResourceMonitor:
 
     # ---- jobs --------------------------------------------------------------------------------
 
-    def add_job(self, job_id: int, pid: int, name: str, memory_limit_bytes: int | None = None,
-                sample_now: bool = True) -> None:
-        """Track a job. sample_now takes a first sample at once (so even very short jobs get one);
-        a runner starting many short jobs passes False and leaves sampling to the monitor thread."""
+    def add_job(self, job_id: int, pid: int, name: str, memory_limit_bytes: int | None = None) -> None:
         job = _Job(job_id, pid, name, memory_limit_bytes or None)
         with self._lock:
             self._jobs[job_id] = job
             if self.time_series_db is not None:
                 self._pending_metadata.append((job_id, name))
-            if sample_now:
-                self._lister.new_round()
-                self._sample_safely(job, time.monotonic(), time.time())
+            self._lister.new_round()
+            self._sample_safely(job, time.monotonic(), time.time())  # even very short jobs get a sample
             wake = bool(self._pending_callbacks)
         if wake:
             self._wake.set()  # the monitor thread runs the callback

@@ -21,3 +21,12 @@ def live_server(tmp_path) -> Iterator[ServerProcess]:
     server = start_server(tmp_path / "torc.db", tmp_path / "server.log")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, request) -> Iterator[ServerProcess]:
+    """One server shared by the tests of a module; each test makes its own workflows."""
+    folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    server = start_server(folder / "torc.db", folder / "server.log")
+    yield server
+    server.stop()

@@ -42,13 +42,13 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LiveServer, start_server
+from tests.integration.conftest import LiveServer
 from torc.client import TorcClient
 from torc.core.units import parse_memory_bytes
 from torc.spec.load import parse_file, spec_from_data
@@ -427,12 +427,6 @@ def check_failure_example(prepared: Prepared, outcome: Outcome) -> dict[str, int
 # ---- tests ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[LiveServer]:
-    folder = tmp_path_factory.mktemp("examples_server")
-    server = start_server(folder / "torc.db", folder / "server.log")
-    yield server
-    server.stop()
 
 
 def test_every_example_is_run_or_skipped_with_a_reason():

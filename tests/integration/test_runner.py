@@ -20,11 +20,9 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.integration.conftest import start_server
 from torc.cli.embedded import server_reachable
 from torc.client import TorcClient, manager
 from torc.client.from_spec import create_from_file
-from torc.server.process import ServerProcess
 
 TORC = [sys.executable, "-m", "torc.cli.main"]
 PY = sys.executable
@@ -34,13 +32,6 @@ FAST = ["--no-progress", "-p", "0.2", "--idle-timeout", "20"]
 # ---- helpers -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    """One server for the module; every test makes its own workflows."""
-    folder = tmp_path_factory.mktemp("runner_server")
-    server = start_server(folder / "torc.db", folder / "server.log")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

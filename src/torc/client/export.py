@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
 from torc.client.http import TorcClient
 from torc.core.errors import InvalidInputError
+from torc.core.graph import stages
 
 EXPORT_VERSION = "1.0"
 BATCH = 10_000
@@ -47,27 +47,8 @@ def _strip(record: dict[str, Any], *keys: str) -> dict[str, Any]:
 def _levels(jobs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Jobs grouped so that every explicit blocker is created in an earlier group."""
     by_id = {j["id"]: j for j in jobs}
-    indegree = {j["id"]: len([d for d in j.get("depends_on_job_ids") or [] if d in by_id]) for j in jobs}
-    dependents: dict[int, list[int]] = {j["id"]: [] for j in jobs}
-    for j in jobs:
-        for d in j.get("depends_on_job_ids") or []:
-            if d in by_id:
-                dependents[d].append(j["id"])
-    level = [i for i, n in indegree.items() if n == 0]
-    out, seen = [], 0
-    while level:
-        out.append([by_id[i] for i in level])
-        seen += len(level)
-        nxt = deque()
-        for i in level:
-            for d in dependents[i]:
-                indegree[d] -= 1
-                if indegree[d] == 0:
-                    nxt.append(d)
-        level = list(nxt)
-    if seen != len(jobs):
-        raise InvalidInputError("the exported jobs contain a dependency cycle")
-    return out
+    blockers = {j["id"]: [d for d in j.get("depends_on_job_ids") or [] if d in by_id] for j in jobs}
+    return [[by_id[i] for i in stage] for stage in stages(blockers)]
 
 
 def import_workflow(client: TorcClient, doc: dict[str, Any], name: str | None = None, skip_results: bool = False,

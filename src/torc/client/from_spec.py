@@ -26,24 +26,7 @@ def current_user() -> str:
 def _levels(jobs: list[ResolvedJob]) -> list[list[ResolvedJob]]:
     """Jobs grouped so that every explicit blocker sits in an earlier group."""
     by_name = {j.spec.name: j for j in jobs}
-    level: dict[str, int] = {}
-
-    def depth(name: str) -> int:
-        stack = [name]
-        while stack:
-            top = stack[-1]
-            pending = [d for d in by_name[top].depends_on if d not in level]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            level[top] = 1 + max((level[d] for d in by_name[top].depends_on), default=-1)
-        return level[name]
-
-    groups: dict[int, list[ResolvedJob]] = {}
-    for j in jobs:
-        groups.setdefault(depth(j.spec.name), []).append(j)
-    return [groups[k] for k in sorted(groups)]
+    return [[by_name[n] for n in stage] for stage in stages({j.spec.name: j.depends_on for j in jobs})]
 
 
 DEFAULT_MONITOR = {"enabled": True, "granularity": "summary", "sample_interval_seconds": 5}

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
+from typing import TypeVar
 
 from torc.core.errors import InvalidInputError
 
+K = TypeVar("K", bound=Hashable)
 
-def stages(blockers: Mapping[str, Iterable[str]]) -> list[list[str]]:
-    """Jobs grouped by when they can start: stage k waits only for jobs of earlier stages.
-    Order inside a stage follows the input order. Raises on a cycle."""
+
+def stages(blockers: Mapping[K, Iterable[K]]) -> list[list[K]]:
+    """Jobs (names or ids) grouped by when they can start: stage k waits only for jobs of earlier
+    stages. Order inside a stage follows the input order. Raises on a cycle."""
     waits = {job: set(b) for job, b in blockers.items()}
-    dependents: dict[str, list[str]] = defaultdict(list)
+    dependents: dict[K, list[K]] = defaultdict(list)
     for job, bs in waits.items():
         for b in bs:
             dependents[b].append(job)
     remaining = {job: len(bs) for job, bs in waits.items()}
     current = [job for job, n in remaining.items() if n == 0]
     order = {job: i for i, job in enumerate(blockers)}
-    out: list[list[str]] = []
+    out: list[list[K]] = []
     while current:
         out.append(current)
         nxt = []
@@ -31,7 +34,7 @@ def stages(blockers: Mapping[str, Iterable[str]]) -> list[list[str]]:
                     nxt.append(d)
         current = sorted(nxt, key=order.__getitem__)
     if sum(len(s) for s in out) != len(waits):
-        stuck = sorted(job for job, n in remaining.items() if n > 0)
+        stuck = sorted(str(job) for job, n in remaining.items() if n > 0)
         raise InvalidInputError(f"dependency cycle among: {', '.join(stuck[:10])}")
     return out
 

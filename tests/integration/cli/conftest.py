@@ -1,4 +1,4 @@
-"""Module-scoped fixtures for the CLI tests: a real server, an API client and the CLI runner."""
+"""Module-scoped fixtures for the CLI tests: an API client and the CLI runner on the module's server."""
 
 from __future__ import annotations
 
@@ -6,16 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.cli.support import Invoke, make_invoke, start
+from tests.integration.cli.support import Invoke, make_invoke
 from torc.client import TorcClient
-from torc.server.process import ServerProcess
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, request) -> Iterator[ServerProcess]:
-    srv = start(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")

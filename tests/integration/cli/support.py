@@ -9,14 +9,15 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
+from tests.integration.conftest import start_server
 from torc.cli.main import main
-from torc.server.process import ServerProcess, spawn_server
+from torc.server.process import ServerProcess
 
 Invoke = Callable[..., Result]
 
 
 def start(tmp: Path) -> ServerProcess:
-    return spawn_server(tmp / "torc.db", tmp / "server.log", "--completion-check-interval-secs", "0.5")
+    return start_server(tmp / "torc.db", tmp / "server.log")
 
 
 def make_invoke(url: str) -> Invoke:

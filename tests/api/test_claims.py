@@ -143,3 +143,33 @@ def test_bad_offer_is_422(http, api, wf):
     assert r.status_code == 422
     body = r.json()["error"]["message"]
     assert "num_cpus" in body and "memory_gb" in body
+
+
+def test_prefetch_claims_ahead_but_each_job_must_fit(api, wf):
+    """prefetch (extension): the offer bounds each job, `limit` bounds the batch."""
+    small, big = _rr(api, wf, "small", cpus=1), _rr(api, wf, "big", cpus=4)
+    _ready(api, wf, [{"name": f"s{i}", "resource_requirements_id": small} for i in range(6)]
+           + [{"name": "b", "resource_requirements_id": big}])
+    got = api.post(f"workflows/{wf}/claim_jobs_based_on_resources/5", _offer(cpus=2, mem_gb=2), prefetch=True)["jobs"]
+    assert len(got) == 5 and all(j["name"].startswith("s") for j in got)  # 5 x 1 CPU > 2 CPUs offered
+    got = api.post(f"workflows/{wf}/claim_jobs_based_on_resources/5", _offer(cpus=2, mem_gb=2), prefetch=True)["jobs"]
+    assert [j["name"] for j in got] == ["s5"]  # the 4-CPU job never fits a 2-CPU runner
+
+
+def test_claims_record_the_compute_node_and_release_gives_jobs_back(api, http, wf):
+    node = api.post("compute_nodes", {"workflow_id": wf, "hostname": "h", "pid": 1, "start_time": "t",
+                                      "is_active": True, "num_cpus": 2, "memory_gb": 2, "num_gpus": 0,
+                                      "num_nodes": 1, "compute_node_type": "local"})["id"]
+    _ready(api, wf, [{"name": f"j{i}"} for i in range(4)])
+    a = api.post(f"workflows/{wf}/claim_jobs_based_on_resources/2", _offer(cpus=100, mem_gb=100, id=node))["jobs"]
+    b = api.post(f"workflows/{wf}/claim_next_jobs", limit=1, compute_node_id=node)["jobs"]
+    held = api.get("jobs", workflow_id=wf, active_compute_node_id=node)["items"]
+    assert sorted(j["id"] for j in held) == sorted(j["id"] for j in a + b)
+    api.put(f"jobs/{a[0]['id']}/start_job/0/{node}")
+    out = api.post(f"workflows/{wf}/release_jobs", {"job_ids": [j["id"] for j in a + b]})
+    assert sorted(out["released_job_ids"]) == sorted([a[1]["id"], b[0]["id"]])  # the started one stays running
+    jobs = {j["name"]: j for j in api.get("jobs", workflow_id=wf)["items"]}
+    assert [jobs[j["name"]]["status"] for j in a + b] == ["running", "ready", "ready"]
+    assert [j["id"] for j in api.get("jobs", workflow_id=wf, active_compute_node_id=node)["items"]] == [a[0]["id"]]
+    assert http.post(f"workflows/{wf}/release_jobs", json={"job_ids": "x"}).status_code == 422
+    assert http.post("workflows/999999/release_jobs", json={"job_ids": []}).status_code == 404

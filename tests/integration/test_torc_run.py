@@ -34,7 +34,8 @@ def test_demo_pipeline_runs_with_embedded_server(tmp_path):
     assert {j["name"]: j["status"] for j in jobs} == {
         "generate": "completed", "square_a": "completed", "square_b": "completed", "total": "completed"}
     stdio = sorted(p.name for p in (tmp_path / "torc_output" / "job_stdio").iterdir())
-    assert "job_wf1_j4_r1_a1.o" in stdio and "job_wf1_j4_r1_a1.e" in stdio
+    assert "job_wf1_j4_r1_a1.o" in stdio
+    assert "job_wf1_j4_r1_a1.e" not in stdio  # nothing on stderr: no empty file
 
 
 def test_run_without_url_starts_embedded_server_in_output_dir(tmp_path):

@@ -289,6 +289,12 @@ class start_jobs_model(Model):
     job_ids: list[int]
 
 
+class release_jobs_model(Model):
+    """Batch release (an extension): claimed jobs a runner gives back unstarted."""
+
+    job_ids: list[int]
+
+
 class complete_jobs_model(Model):
     """Batch completion (an extension): many complete_job calls in one transaction."""
 

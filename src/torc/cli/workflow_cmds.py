@@ -336,7 +336,8 @@ def import_(session: Session, source: Any, name: str | None, skip_results: bool,
 @click.option("--dry-run", is_flag=True, help="Only list the orphaned jobs.")
 @pass_session
 def sync_status(session: Session, workflow_id: int, dry_run: bool) -> None:
-    """Find jobs held by runners that are gone (inactive compute nodes) and fail them so they can be reset."""
+    """Find jobs held by runners that are gone (inactive or dead compute nodes): running ones are failed
+    (return code -128) so they can be reset; claimed ones that never started go back to ready."""
     orphans = manager.find_orphans(session.client(), workflow_id)
     if not dry_run:
         manager.fail_orphans(session.client(), workflow_id, orphans)
@@ -344,5 +345,6 @@ def sync_status(session: Session, workflow_id: int, dry_run: bool) -> None:
                         "compute_node_id": j.get("compute_node_id")} for j in orphans],
          ["job_id", "name", "status", "compute_node_id"], "orphaned jobs")
     if session.fmt != "json" and orphans and not dry_run:
-        note(f"Failed {len(orphans)} orphaned job(s); rerun them with: torc workflows reset-status {workflow_id} "
+        failed = sum(1 for j in orphans if j["status"] != "pending")
+        note(f"Failed {failed} orphaned job(s) ({len(orphans) - failed} unstarted ones back to ready); rerun them with: torc workflows reset-status {workflow_id} "
             "--failed-only --reinitialize")

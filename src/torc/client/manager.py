@@ -209,8 +209,8 @@ def _runner_gone(node: dict[str, Any], now: datetime | None = None) -> bool:
 
 
 def find_orphans(client: TorcClient, workflow_id: int) -> list[dict[str, Any]]:
-    """Running or pending jobs whose runner is gone. Pending jobs carry no runner, so they count
-    only when no runner of the workflow is alive at all."""
+    """Running or pending jobs whose runner is gone. Pending jobs claimed without naming a runner
+    count only when no runner of the workflow is alive at all."""
     nodes = list(client.iter_items("compute_nodes", workflow_id=workflow_id))
     gone = [n for n in nodes if _runner_gone(n)]
     orphans: list[dict[str, Any]] = []
@@ -227,9 +227,15 @@ def find_orphans(client: TorcClient, workflow_id: int) -> list[dict[str, Any]]:
 
 
 def fail_orphans(client: TorcClient, workflow_id: int, orphans: list[dict[str, Any]]) -> None:
-    """Record each orphan as failed (return code -128) and mark dead runners inactive."""
+    """Record each running orphan as failed (return code -128), give pending ones (claimed but
+    never started) back to ready, and mark dead runners inactive."""
     run_id = client.run_id(workflow_id)
+    unstarted = [job["id"] for job in orphans if job["status"] == "pending"]
+    if unstarted:
+        client.post(f"workflows/{workflow_id}/release_jobs", {"job_ids": unstarted})
     for job in orphans:
+        if job["status"] == "pending":
+            continue
         client.post(f"jobs/{job['id']}/complete_job/failed/{run_id}", {
             "return_code": ORPHAN_RETURN_CODE, "exec_time_minutes": 0.0,
             "compute_node_id": job.get("compute_node_id") or 0,
@@ -247,7 +253,11 @@ def prepare_resume(client: TorcClient, workflow_id: int) -> list[str]:
     orphans = find_orphans(client, workflow_id)
     if orphans:
         fail_orphans(client, workflow_id, orphans)
-        notes.append(f"{len(orphans)} job(s) of runners that are gone were marked failed")
+        unstarted = sum(1 for j in orphans if j["status"] == "pending")
+        if len(orphans) > unstarted:
+            notes.append(f"{len(orphans) - unstarted} job(s) of runners that are gone were marked failed")
+        if unstarted:
+            notes.append(f"{unstarted} job(s) claimed by runners that are gone went back to ready")
     active = [n for n in client.iter_items("compute_nodes", workflow_id=workflow_id) if n.get("is_active")]
     if active:
         notes.append(f"{len(active)} other runner(s) are active; joining them")

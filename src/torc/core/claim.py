@@ -45,13 +45,15 @@ def fits_alone(c: Candidate, offer: Offer) -> bool:
     )
 
 
-def pack(candidates: Iterable[Candidate], offer: Offer, limit: int) -> list[int]:
+def pack(candidates: Iterable[Candidate], offer: Offer, limit: int, budget: Offer | None = None) -> list[int]:
     """Walk candidates in order, taking each one whose resources still fit; skip the rest.
+    Each job must fit `offer`; together they must fit `budget` (default: the offer).
 
     Multi-node jobs consume whole nodes of the offer; single-node jobs share the offer's
     CPUs, memory and GPUs (on a multi-node offer those are per-node figures, as in torc).
     """
-    cpus, mem, gpus, nodes_used = offer.num_cpus, offer.memory_bytes, offer.num_gpus, 0
+    total = budget or offer
+    cpus, mem, gpus, nodes_used = total.num_cpus, total.memory_bytes, total.num_gpus, 0
     chosen: list[int] = []
     for c in candidates:
         if len(chosen) >= limit:
@@ -61,7 +63,7 @@ def pack(candidates: Iterable[Candidate], offer: Offer, limit: int) -> list[int]
         if c.num_cpus > cpus or c.memory_bytes > mem or c.num_gpus > gpus:
             continue
         if c.num_nodes > 1:
-            if nodes_used + c.num_nodes > offer.num_nodes:
+            if nodes_used + c.num_nodes > total.num_nodes:
                 continue
             nodes_used += c.num_nodes
         cpus -= c.num_cpus

@@ -1,8 +1,17 @@
 """The local job runner: claim jobs that fit the free resources, run each in its own process
 group under bash, enforce runtime (and optionally memory) limits, and report results.
 
-A finished child, an expiring runtime limit or a monitor alarm wakes the loop at once, so freed
-resources are reused without waiting for a poll interval."""
+One loop does the local work: reap finished children, enforce limits, start queued jobs. A
+finished child, an expiring limit, a monitor alarm, a signal or a batch of results reaching the
+server wakes it at once (torc.runner.children), so freed resources are reused without waiting for
+a poll interval. Talking to the server about each job is off the loop: starts and results go in
+batches from a background thread (torc.runner.reporter).
+
+Short jobs are claimed ahead: once jobs turn out to take less than PREFETCH_SECONDS, the runner
+keeps a local queue of claimed (pending) jobs worth about that much work, so claiming costs one
+request per many jobs. Long jobs are claimed only when resources are free, so several runners
+share the work fairly. Queued jobs a runner does not start go back to ready when it stops; a
+runner that dies leaves them to `workflows sync-status`, which finds them by its compute node."""
 
 from __future__ import annotations
 
@@ -12,6 +21,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,13 +30,19 @@ from typing import Any
 
 from torc.client import TorcClient
 from torc.client.http import ServerUnreachable
-from torc.core.errors import InvalidInputError, TorcError
+from torc.core.errors import TorcError
 from torc.core.units import parse_duration_seconds, parse_memory_bytes
 from torc.runner.actions import ActionRunner
+from torc.runner.children import ChildWatcher
 from torc.runner.process import JobProcess, build_command, stdio_stem
+from torc.runner.reporter import Reporter
 
 GIB = 1024**3
 log = logging.getLogger("torc.runner")
+
+PREFETCH_SECONDS = 0.5  # claim ahead about this much work when jobs are shorter than this
+MAX_QUEUED = 1000  # never hold more claimed-but-unstarted jobs than this
+FILES_IN_BULK = 8  # more unknown output files than this in one claim: load the workflow's file list
 
 
 @dataclass
@@ -43,6 +59,7 @@ class RunnerOptions:
     heartbeat_interval: float = 30.0
     progress: bool | None = None  # None: a live panel when stdout is a terminal
     server_retry_seconds: float = 20 * 60.0  # how long to wait for an unreachable (restarting) server
+    prefetch: bool = True  # claim short jobs ahead of free resources
 
 
 @dataclass
@@ -66,15 +83,13 @@ class PatientClient:
     """The runner's view of a TorcClient (which should not retry itself): a request that cannot
     reach the server, which may be restarting, is retried for `retry_seconds`, like TorcClient's
     own retries, except that the wait ends as soon as `give_up()` turns true (Ctrl-C), raising
-    RunnerInterrupted. `poke` is set to cut a wait short."""
+    RunnerInterrupted. Safe to share between the runner's threads."""
 
-    def __init__(self, client: TorcClient, retry_seconds: float, give_up: Callable[[], bool],
-                 poke: threading.Event):
+    def __init__(self, client: TorcClient, retry_seconds: float, give_up: Callable[[], bool]):
         self.client = client
         self.url = client.url
         self.retry_seconds = retry_seconds
         self.give_up = give_up
-        self.poke = poke
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
         deadline = time.monotonic() + self.retry_seconds
@@ -83,13 +98,14 @@ class PatientClient:
             try:
                 return self.client.request(method, path, params=params, json=json)
             except ServerUnreachable as exc:
-                self.poke.clear()
                 if self.give_up():
                     raise RunnerInterrupted(f"interrupted while waiting for the server ({exc.message})") from None
                 if time.monotonic() + delay > deadline:
                     raise
                 log.warning("torc server unreachable (%s); retrying in %.1f s", exc.message, delay)
-                self.poke.wait(delay)
+                until = time.monotonic() + delay
+                while time.monotonic() < until and not self.give_up():  # a signal cuts the wait short
+                    time.sleep(0.05)
                 delay = min(delay * 2, 10.0)
 
     get = TorcClient.get
@@ -110,27 +126,31 @@ class LocalRunner:
                  on_progress: Callable[[int, int], None] | None = None):
         # First Ctrl-C: stop waiting for an unreachable server so the jobs can be stopped, then
         # wait again to record them; a second Ctrl-C gives up on the server altogether.
-        self.poke = threading.Event()
-        self.client = PatientClient(client, options.server_retry_seconds, poke=self.poke,
+        self.client = PatientClient(client, options.server_retry_seconds,
                                     give_up=lambda: self.interrupts > 1 or (self.interrupts == 1 and not self.stopping))
         self.workflow_id = workflow_id
         self.options = options
         self.say = say
         self.monitor = monitor  # torc.runner.monitor.ResourceMonitor or None
         self.on_progress = on_progress  # (running here, finished here) after every change
+        self.children = ChildWatcher()
         self.running: dict[int, JobProcess] = {}
-        self.wake = threading.Event()
+        self.queue: deque[dict[str, Any]] = deque()  # claimed here, not started yet (pending on the server)
         self.summary = RunSummary()
         self.free_cpus = options.num_cpus
         self.free_memory = int(options.memory_gb * GIB)
         self.free_gpus = options.num_gpus
         self.requirements: dict[int, dict[str, Any]] = {}
         self.files: dict[int, dict[str, Any]] = {}
+        self.all_files_loaded = False
         self.stdio = options.output_dir / "job_stdio"
         self.interrupts = 0
         self.stopping = False  # stopping the jobs after an interrupt
-        self.unreported: list[dict[str, Any]] = []  # completions the server has not accepted yet
         self.over_limit: dict[int, tuple[int, int]] = {}  # job id -> (rss, limit), set by the monitor thread
+        self.job_seconds: float | None = None  # moving average of how long jobs run here
+        self.claim_after = 0.0  # no claim before this time (monotonic) after one that found nothing ...
+        self.claim_seen_results = -1  # ... unless results reached the server since
+        self.reporter: Reporter | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -145,6 +165,8 @@ class LocalRunner:
         self.env = self._base_env()
         self.actions = ActionRunner(self.client, self.workflow_id, self.options.output_dir, self.node["id"], self.say,
                                     self.env)
+        self.reporter = Reporter(self.client, self.workflow_id, self.run_id, self.node["id"],
+                                 on_sent=self.children.wake)
         started = time.monotonic()
         restore = self._install_signal_handlers()
         try:
@@ -154,18 +176,35 @@ class LocalRunner:
                 self.actions.run_pending(("on_workflow_complete", "on_worker_complete"))
         except RunnerInterrupted:  # a second Ctrl-C while the server was unreachable
             self.summary.interrupted = True
-            lost = len(self.unreported) + len(self.running)
-            self.say(f"interrupted while the server was unreachable: {lost} job result(s) not recorded; once the "
-                     f"server is back, `torc workflows sync-status {self.workflow_id}` fails jobs left running")
+            self._report_lost()
         finally:
             self._stop_all("runner exiting", graceful=False)
-            restore()
             try:
-                self.client.put(f"compute_nodes/{self.node['id']}", {
-                    **self.node, "is_active": False, "duration_seconds": time.monotonic() - started})
-            except TorcError as exc:
-                log.warning("could not mark compute node %s inactive: %s", self.node["id"], exc.message)
+                self._shut_down(started)
+            finally:
+                restore()
         return self.summary
+
+    def _shut_down(self, started: float) -> None:
+        """Unstarted claims back to ready, every result sent (unless given up on), node inactive."""
+        try:
+            self._release_queue()
+            given_up = self.interrupts > 1 or self.reporter.error is not None
+            if not self.reporter.close(5.0 if given_up else None):
+                self._report_lost()
+            self.client.put(f"compute_nodes/{self.node['id']}", {
+                **self.node, "is_active": False, "duration_seconds": time.monotonic() - started})
+        except TorcError as exc:
+            log.warning("could not finish with the server cleanly: %s", exc.message)
+        finally:
+            self.children.close()
+
+    def _report_lost(self) -> None:
+        lost = self.reporter.unsent() + len(self.running)
+        if lost and not getattr(self, "_lost_reported", False):
+            self._lost_reported = True
+            self.say(f"interrupted while the server was unreachable: {lost} job result(s) not recorded; once the "
+                     f"server is back, `torc workflows sync-status {self.workflow_id}` fails jobs left running")
 
     def _register(self) -> dict[str, Any]:
         return self.client.post("compute_nodes", {
@@ -187,8 +226,7 @@ class LocalRunner:
 
         def handler(signum: int, frame: Any) -> None:
             self.interrupts += 1
-            self.wake.set()
-            self.poke.set()
+            self.children.wake()  # a pipe write: no locks in a signal handler
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -210,139 +248,217 @@ class LocalRunner:
         idle_since: float | None = None
         next_heartbeat = time.monotonic() + self.options.heartbeat_interval
         next_status = 0.0
+        seen_results = 0
         while True:
             now = time.monotonic()
             if self.interrupts:
                 return
+            self._check_reporter()
             self._enforce_limits(now)
-            finished = self._reap()
             if now >= next_heartbeat:
                 self.client.post(f"compute_nodes/{self.node['id']}/heartbeat")
                 next_heartbeat = now + self.options.heartbeat_interval
-            checked = now >= next_status or not self.running
+            busy = bool(self.running or self.queue)
+            if not busy:  # the server must know everything before we ask what is left
+                self.reporter.flush()
+                self._check_reporter()
+            reported = self.reporter.results_sent != seen_results
+            seen_results = self.reporter.results_sent
+            checked = now >= next_status or not busy
             if checked:
                 status = self.client.get(f"workflows/{self.workflow_id}/is_complete")
                 next_status = now + min(self.options.poll_interval, 2.0)
                 if status["is_canceled"]:
                     self.say(f"workflow {self.workflow_id} was canceled; stopping its jobs")
                     self._stop_all("workflow canceled", graceful=False)
-                    self._reap()
+                    self._release_queue()
+                    while self.running:
+                        self._reap(self.children.wait(1.0))
                     return
-                if status["is_complete"] and not self.running:
+                if status["is_complete"] and not busy:
                     return
-            if checked or (finished and self.actions.has_job_actions):
+            if checked or (reported and self.actions.has_job_actions):
                 self.actions.run_pending(("on_jobs_ready", "on_jobs_complete"))
-            claimed = self._claim_and_start()
+            claimed = self._claim(now)
+            self._start_queued()
             if self.on_progress is not None:
                 self.on_progress(len(self.running), self.summary.finished)
-            if self.running or claimed:
+            if self.running or self.queue or claimed:
                 idle_since = None
-                self._sleep(self._next_timer(0.5))
+                self._reap(self.children.wait(self._next_timer(now, next_status)))
                 continue
             idle_since = idle_since or now
             if now - idle_since > idle_timeout and not self.actions.has_pending_work():
                 self.say(f"no job became ready for {idle_timeout:.0f} s; this runner stops")
                 return
-            self._sleep(self.options.poll_interval)
+            self._reap(self.children.wait(self.options.poll_interval))
 
-    def _sleep(self, seconds: float) -> None:
-        self.wake.wait(max(seconds, 0.0))
-        self.wake.clear()
-
-    def _next_timer(self, cap: float) -> float:
-        """Seconds until the next runtime limit or SIGKILL escalation, at most cap."""
-        now = time.monotonic()
+    def _next_timer(self, now: float, next_status: float) -> float:
+        """Seconds until the next runtime limit, SIGKILL escalation or status check."""
         times = [p.deadline for p in self.running.values() if p.deadline and p.stop_reason is None]
-        times += [p.kill_at for p in self.running.values() if p.kill_at]
-        return min([cap, *(t - now for t in times)])
+        times += [p.kill_at for p in self.running.values() if p.kill_at and p.kill_at > now]
+        times.append(next_status)
+        if self.claim_after > now and (self.queue or self._has_room()):
+            times.append(self.claim_after)
+        return max(0.0, min(t - now for t in times))
 
-    # ---- claiming and starting ------------------------------------------------------------
+    def _check_reporter(self) -> None:
+        """Stop jobs the server no longer lets us run; give up when results cannot be sent."""
+        for job_id in self.reporter.rejected & self.running.keys():
+            proc = self.running[job_id]
+            if proc.stop_reason is None:
+                self.say(f"job {proc.job['name']} (id {job_id}) was canceled or reset meanwhile; stopping it")
+                proc.stop("taken back by the server", graceful=False, grace_seconds=0)
+        error = self.reporter.error
+        if isinstance(error, RunnerInterrupted):
+            raise error
+        if error is not None and not self.reporter.idle() and isinstance(error, ServerUnreachable):
+            raise error
 
-    def _claim_and_start(self) -> int:
+    # ---- claiming -------------------------------------------------------------------------
+
+    def _slots(self) -> int:
+        """About how many jobs run here at once."""
+        return self.options.max_parallel_jobs or max(1, self.options.num_cpus)
+
+    def _prefetching(self) -> bool:
+        return self.options.prefetch and self.job_seconds is not None and self.job_seconds < PREFETCH_SECONDS
+
+    def _queue_target(self) -> int:
+        """Claimed-ahead jobs to keep: about PREFETCH_SECONDS of work for the slots."""
+        per_slot = PREFETCH_SECONDS / max(self.job_seconds or PREFETCH_SECONDS, 1e-3)
+        return max(self._slots(), min(MAX_QUEUED, int(self._slots() * per_slot)))
+
+    def _has_room(self) -> bool:
         if self.options.max_parallel_jobs:
-            room = self.options.max_parallel_jobs - len(self.running)
-            if room <= 0:
+            return len(self.running) < self.options.max_parallel_jobs
+        return self.free_cpus > 0 and self.free_memory > 0
+
+    def _claim(self, now: float) -> int:
+        """Claim more jobs into the queue when it runs low. After a claim that found nothing, the
+        next waits until results reached the server (which may have released jobs) or the poll
+        interval passed."""
+        if now < self.claim_after and self.reporter.results_sent == self.claim_seen_results:
+            return 0
+        prefetch = self._prefetching()
+        if prefetch:
+            target = self._queue_target()
+            if len(self.queue) > target // 2:
                 return 0
-            jobs = self.client.post(f"workflows/{self.workflow_id}/claim_next_jobs", limit=room)["jobs"]
+            limit = target - len(self.queue)
         else:
-            if self.free_cpus <= 0 or self.free_memory <= 0:
+            if self.queue or not self._has_room():
                 return 0
+            limit = self.options.max_parallel_jobs - len(self.running) if self.options.max_parallel_jobs else 0
+        seen = self.reporter.results_sent
+        if self.options.max_parallel_jobs:
+            jobs = self.client.post(f"workflows/{self.workflow_id}/claim_next_jobs", limit=limit,
+                                    compute_node_id=self.node["id"])["jobs"]
+        elif prefetch:  # jobs that fit this runner, ahead of its free resources
+            jobs = self.client.post(
+                f"workflows/{self.workflow_id}/claim_jobs_based_on_resources/{limit}",
+                {"id": self.node["id"], "num_cpus": self.options.num_cpus, "memory_gb": self.options.memory_gb,
+                 "num_gpus": self.options.num_gpus, "num_nodes": 1}, prefetch=True)["jobs"]
+        else:  # jobs that fit the free resources now
             jobs = self.client.post(
                 f"workflows/{self.workflow_id}/claim_jobs_based_on_resources/{self.free_cpus}",
-                {"num_cpus": self.free_cpus, "memory_gb": self.free_memory / GIB, "num_gpus": self.free_gpus,
-                 "num_nodes": 1},
-            )["jobs"]
+                {"id": self.node["id"], "num_cpus": self.free_cpus, "memory_gb": self.free_memory / GIB,
+                 "num_gpus": self.free_gpus, "num_nodes": 1})["jobs"]
         if not jobs:
+            self.claim_after = now + self.options.poll_interval
+            self.claim_seen_results = seen
             return 0
-        try:  # one request marks them all running
-            self.client.post(f"workflows/{self.workflow_id}/start_jobs", {
-                "run_id": self.run_id, "compute_node_id": self.node["id"], "job_ids": [j["id"] for j in jobs]})
-        except InvalidInputError:  # e.g. a job was canceled meanwhile: start them one by one
-            jobs = [job for job in jobs if self._start_one(job)]
-        for job in jobs:
-            self._start(job)
+        self.claim_after = 0.0
+        self._load_records(jobs)
+        self.queue.extend(jobs)
         return len(jobs)
 
-    def _start_one(self, job: dict[str, Any]) -> bool:
+    def _release_queue(self) -> None:
+        if not self.queue:
+            return
+        ids = [job["id"] for job in self.queue]
+        self.queue.clear()
         try:
-            self.client.put(f"jobs/{job['id']}/start_job/{self.run_id}/{self.node['id']}")
-            return True
-        except InvalidInputError as exc:
-            log.warning("job %s not started: %s", job["id"], exc.message)
-            return False
+            self.client.post(f"workflows/{self.workflow_id}/release_jobs", {"job_ids": ids})
+        except TorcError as exc:
+            log.warning("%d claimed job(s) not given back (sync-status will): %s", len(ids), exc.message)
 
-    def _requirement(self, rr_id: int | None) -> dict[str, Any] | None:
-        if rr_id is None:
-            return None
-        if rr_id not in self.requirements:
-            self.requirements[rr_id] = self.client.get(f"resource_requirements/{rr_id}")
-        return self.requirements[rr_id]
-
-    def _file(self, file_id: int) -> dict[str, Any]:
-        if file_id not in self.files:
+    def _load_records(self, jobs: list[dict[str, Any]]) -> None:
+        """Resource requirements and output-file records the claimed jobs need, fetched once."""
+        for job in jobs:
+            rr_id = job.get("resource_requirements_id")
+            if rr_id is not None and rr_id not in self.requirements:
+                self.requirements[rr_id] = self.client.get(f"resource_requirements/{rr_id}")
+        unknown = {f for job in jobs for f in job.get("output_file_ids") or [] if f not in self.files}
+        if len(unknown) > FILES_IN_BULK and not self.all_files_loaded:
+            self.files.update((f["id"], f) for f in self.client.iter_items("files", workflow_id=self.workflow_id))
+            self.all_files_loaded = True
+            unknown -= self.files.keys()
+        for file_id in unknown:
             self.files[file_id] = self.client.get(f"files/{file_id}")
-        return self.files[file_id]
 
-    def _start(self, job: dict[str, Any]) -> None:
-        rr = self._requirement(job.get("resource_requirements_id"))
-        cpus = memory = gpus = memory_limit = 0
-        runtime_s = None
-        if rr is not None:
-            runtime_s = parse_duration_seconds(rr.get("runtime", "P0DT1M"))
-            memory_limit = parse_memory_bytes(rr.get("memory", "0"))
-            if not self.options.max_parallel_jobs:  # queue mode ignores requirements (but not limits)
-                cpus, memory, gpus = rr.get("num_cpus", 1), memory_limit, rr.get("num_gpus", 0)
+    # ---- starting -------------------------------------------------------------------------
+
+    def _needs(self, job: dict[str, Any]) -> tuple[int, int, int, int, float | None]:
+        """(cpus, memory, gpus) the job holds here, its memory limit and runtime limit."""
+        rr = self.requirements.get(job.get("resource_requirements_id"))
+        if rr is None:
+            return 0, 0, 0, 0, None
+        runtime_s = parse_duration_seconds(rr.get("runtime", "P0DT1M"))
+        memory_limit = parse_memory_bytes(rr.get("memory", "0"))
+        if self.options.max_parallel_jobs:  # queue mode ignores requirements (but not limits)
+            return 0, 0, 0, memory_limit, runtime_s
+        return rr.get("num_cpus", 1), memory_limit, rr.get("num_gpus", 0), memory_limit, runtime_s
+
+    def _start_queued(self) -> None:
+        """Start queued jobs, in order, that fit what is free now (a job that does not fit yet
+        waits; smaller ones behind it may go first)."""
+        skipped: deque[dict[str, Any]] = deque()
+        while self.queue and not self.interrupts:
+            if self.options.max_parallel_jobs and len(self.running) >= self.options.max_parallel_jobs:
+                break
+            if not self.options.max_parallel_jobs and (self.free_cpus <= 0 or self.free_memory <= 0):
+                break
+            job = self.queue.popleft()
+            cpus, memory, gpus, memory_limit, runtime_s = self._needs(job)
+            if cpus > self.free_cpus or memory > self.free_memory or gpus > self.free_gpus:
+                skipped.append(job)
+                continue
+            self._start(job, cpus, memory, gpus, memory_limit, runtime_s)
+        skipped.extend(self.queue)
+        self.queue = skipped
+
+    def _start(self, job: dict[str, Any], cpus: int, memory: int, gpus: int, memory_limit: int,
+               runtime_s: float | None) -> None:
         attempt = job.get("attempt_id", 1)
         stem = stdio_stem(self.workflow_id, job["id"], self.run_id, attempt)
         env = {**self.env, "TORC_JOB_ID": str(job["id"]), "TORC_JOB_NAME": job["name"], "TORC_ATTEMPT_ID": str(attempt)}
         try:
             for file_id in job.get("output_file_ids") or []:
-                Path(self._file(file_id)["path"]).parent.mkdir(parents=True, exist_ok=True)
+                Path(self.files[file_id]["path"]).parent.mkdir(parents=True, exist_ok=True)
             deadline = time.monotonic() + runtime_s if runtime_s else None
             proc = JobProcess.spawn(job, build_command(job), env, self.stdio / f"{stem}.o", self.stdio / f"{stem}.e",
                                     deadline, cpus, memory, gpus)
         except OSError as exc:  # e.g. a full or read-only output directory
             self.say(f"job {job['name']} (id {job['id']}) could not start: {exc}")
-            self._report([self._completion(job, "failed", 126, 0.0, None)])
+            self.reporter.finished(self._completion(job, "failed", 126, 0.0, None))
             self.summary.failed += 1
             return
         self.running[job["id"]] = proc
+        self.children.watch(proc, proc.output.streams if proc.output is not None else ())
+        self.reporter.started(job["id"])
         self.free_cpus -= cpus
         self.free_memory -= memory
         self.free_gpus -= gpus
         if self.monitor is not None:
             limit = memory_limit if self.options.enforce_memory_limits and memory_limit else None
-            self.monitor.add_job(job["id"], proc.pid, job["name"], memory_limit_bytes=limit)
-        threading.Thread(target=self._wait_child, args=(proc,), daemon=True).start()
-
-    def _wait_child(self, proc: JobProcess) -> None:
-        proc.process.wait()
-        self.wake.set()
+            self.monitor.add_job(job["id"], proc.pid, job["name"], memory_limit_bytes=limit,
+                                 sample_now=self.monitor.time_series_db is not None)
 
     def on_over_limit(self, job_id: int, rss: int, limit: int) -> None:
         """Called by the resource monitor's thread; the loop does the killing."""
         self.over_limit[job_id] = (rss, limit)
-        self.wake.set()
+        self.children.wake()
 
     # ---- limits ---------------------------------------------------------------------------
 
@@ -364,7 +480,7 @@ class LocalRunner:
 
     def _stop_all(self, reason: str, graceful: bool) -> None:
         for proc in self.running.values():
-            if proc.poll() is None:
+            if proc.returncode is None:
                 graceful_here = graceful and bool(proc.job.get("supports_termination"))
                 proc.stop(reason, graceful=graceful_here, grace_seconds=self.options.termination_grace)
 
@@ -376,87 +492,85 @@ class LocalRunner:
         self.say(f"interrupted: stopping {len(self.running)} running job(s); they will be recorded as terminated "
                  "(interrupt again to stop at once)")
         self._stop_all("interrupted", graceful=True)
-        self._report([])  # anything an unreachable server did not take yet
         while self.running:
             if self.interrupts > 1:
                 self._stop_all("interrupted", graceful=False)
             now = time.monotonic()
             for proc in self.running.values():
                 proc.escalate(now)
-            self._reap()
-            self._sleep(self._next_timer(0.2))
+            self._reap(self.children.wait(self._next_timer(now, now + 0.2)))
+        self._release_queue()
 
     # ---- results --------------------------------------------------------------------------
 
-    def _reap(self) -> int:
-        done = [p for p in self.running.values() if p.poll() is not None]
-        if not done:
-            return 0
-        completions = []
-        for proc in done:
-            del self.running[proc.job["id"]]
+    def _reap(self, exited: list[JobProcess]) -> None:
+        for proc in exited:
+            job = proc.job
+            del self.running[job["id"]]
             proc.finish()
             self.free_cpus += proc.cpus
             self.free_memory += proc.memory
             self.free_gpus += proc.gpus
-            usage = self.monitor.remove_job(proc.job["id"]) if self.monitor is not None else None
-            rc = proc.process.returncode
+            usage = self.monitor.remove_job(job["id"]) if self.monitor is not None else None
+            seconds = (proc.ended or time.monotonic()) - proc.started
+            self.job_seconds = seconds if self.job_seconds is None else 0.8 * self.job_seconds + 0.2 * seconds
+            if job["id"] in self.reporter.rejected:
+                continue  # the server took the job back: its result is not ours to record
+            rc = proc.returncode
             if proc.stop_reason in ("runtime limit", "interrupted", "runner exiting", "workflow canceled"):
                 status = "terminated"
             elif rc != 0 or proc.stop_reason is not None:
                 status = "failed"
             else:
                 status = "completed"
-                missing = self._missing_outputs(proc.job)
+                missing = self._check_outputs(job)
                 if missing:
                     status, rc = "failed", 1
                     proc.note(f"the job succeeded but its output files are missing: {', '.join(missing)}")
-                    self.say(f"job {proc.job['name']}: output files missing: {', '.join(missing)}")
-            minutes = (time.monotonic() - proc.started) / 60
-            completions.append(self._completion(proc.job, status, rc, minutes, usage))
+                    self.say(f"job {job['name']}: output files missing: {', '.join(missing)}")
+            lost_logs = proc.output.errors if proc.output is not None else []
+            if lost_logs:  # a job whose output could not be kept is not a success
+                self.say(f"job {job['name']} (id {job['id']}): its output could not be saved: {'; '.join(lost_logs)}")
+                if status == "completed":
+                    status, rc = "failed", 1
+            self.reporter.finished(self._completion(job, status, rc, seconds / 60, usage, proc))
             setattr(self.summary, status, getattr(self.summary, status) + 1)
-            self.summary.return_codes[proc.job["name"]] = rc
+            self.summary.return_codes[job["name"]] = rc
             suffix = f" ({proc.stop_reason})" if proc.stop_reason else ""
-            self.say(f"job {proc.job['name']} (id {proc.job['id']}) {status} (return code {rc}){suffix}")
-        self._report(completions)
-        return len(done)
+            self.say(f"job {job['name']} (id {job['id']}) {status} (return code {rc}){suffix}")
 
-    def _completion(self, job: dict[str, Any], status: str, rc: int, minutes: float, usage: Any) -> dict[str, Any]:
+    def _completion(self, job: dict[str, Any], status: str, rc: int, minutes: float, usage: Any,
+                    proc: JobProcess | None = None) -> dict[str, Any]:
         result: dict[str, Any] = {"return_code": rc, "exec_time_minutes": minutes, "compute_node_id": self.node["id"],
                                   "attempt_id": job.get("attempt_id", 1), "completion_time": _now_text()}
-        if usage is not None and usage.num_samples:
-            result.update(peak_memory_bytes=usage.peak_memory_bytes, avg_memory_bytes=usage.avg_memory_bytes,
-                          peak_cpu_percent=usage.peak_cpu_percent, avg_cpu_percent=usage.avg_cpu_percent)
+        if self.monitor is not None and proc is not None:
+            result.update(_usage_figures(usage, proc, minutes * 60))
         return {"job_id": job["id"], "status": status, "result": result}
 
-    def _report(self, completions: list[dict[str, Any]]) -> None:
-        """Send completions (with any the server could not take before); they stay in
-        self.unreported until it has them all."""
-        self.unreported += completions
-        if not self.unreported:
-            return
-        try:
-            self.client.post(f"workflows/{self.workflow_id}/complete_jobs",
-                             {"run_id": self.run_id, "jobs": self.unreported})
-        except InvalidInputError:  # e.g. one job was completed meanwhile (workflow canceled): one by one
-            for item in self.unreported:
-                try:
-                    self.client.post(f"jobs/{item['job_id']}/complete_job/{item['status']}/{self.run_id}",
-                                     item["result"])
-                except InvalidInputError as exc:
-                    log.warning("result of job %s not recorded: %s", item["job_id"], exc.message)
-        self.unreported = []
-
-    def _missing_outputs(self, job: dict[str, Any]) -> list[str]:
+    def _check_outputs(self, job: dict[str, Any]) -> list[str]:
+        """Declared output files that are missing; the others' modification times are recorded."""
         missing = []
         for file_id in job.get("output_file_ids") or []:
-            record = self._file(file_id)
-            path = Path(record["path"])
-            if path.exists():
-                try:
-                    self.client.put(f"files/{file_id}", {**record, "st_mtime": path.stat().st_mtime})
-                except ServerUnreachable as exc:  # not worth losing the job's result over
-                    log.warning("modification time of %s not recorded: %s", record["path"], exc.message)
-            else:
+            record = self.files[file_id]
+            try:
+                mtime = os.stat(record["path"]).st_mtime
+            except OSError:
                 missing.append(record["path"])
+                continue
+            self.reporter.file_modified({**record, "st_mtime": mtime})
         return missing
+
+
+def _usage_figures(usage: Any, proc: JobProcess, seconds: float) -> dict[str, Any]:
+    """Peak and average CPU and memory for a result, from the monitor's samples of the process
+    tree; the average CPU is wait4's exact CPU time over the job's life instead, which is also
+    all there is for a job that ended before its first sample. (wait4's peak RSS is no use: it
+    counts the runner's own memory, copied at fork.)"""
+    figures: dict[str, Any] = {}
+    if usage is not None and usage.num_samples:
+        figures.update(peak_memory_bytes=usage.peak_memory_bytes, avg_memory_bytes=usage.avg_memory_bytes,
+                       peak_cpu_percent=usage.peak_cpu_percent, avg_cpu_percent=usage.avg_cpu_percent)
+    if proc.cpu_seconds is not None and seconds > 0:
+        figures["avg_cpu_percent"] = round(proc.cpu_seconds / seconds * 100, 2)
+        figures["peak_cpu_percent"] = max(figures.get("peak_cpu_percent", 0.0), figures["avg_cpu_percent"])
+    return figures

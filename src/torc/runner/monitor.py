@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 OverLimitCallback = Callable[[int, int, int], None]
 
+FIRST_SAMPLE_DELAY = 0.05  # seconds after add_job(sample_now=False)
+
 _PSUTIL_ERRORS = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
 
 SCHEMA = """
@@ -195,6 +197,7 @@ class _Job:
     peak_memory: int = 0
     peak_processes: int = 0
     over_limit_reported: bool = False
+    first_due: float = 0.0  # when the monitor thread takes the first sample (unless sampled at add)
     failed: bool = False  # a sampling error was logged for this job
 
     def usage(self) -> JobUsage:
@@ -239,6 +242,7 @@ class ResourceMonitor:
         self._pending_metadata: list[tuple[int, str]] = []
         self._pending_callbacks: list[tuple[int, int, int]] = []
         self._lister = _TreeLister()
+        self._first_due: list[_Job] = []  # added without a first sample, oldest first
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -283,15 +287,24 @@ class ResourceMonitor:
 
     # ---- jobs --------------------------------------------------------------------------------
 
-    def add_job(self, job_id: int, pid: int, name: str, memory_limit_bytes: int | None = None) -> None:
+    def add_job(self, job_id: int, pid: int, name: str, memory_limit_bytes: int | None = None,
+                sample_now: bool = True) -> None:
+        """sample_now: take a first sample at once, so even the shortest job has one (about 1 ms
+        each). Otherwise the monitor thread takes it FIRST_SAMPLE_DELAY later: a job living
+        longer than that still gets a sample before the first round, and the many jobs of a big
+        sweep that end sooner cost nothing (the runner has their CPU time from wait4)."""
         job = _Job(job_id, pid, name, memory_limit_bytes or None)
+        job.first_due = time.monotonic() + FIRST_SAMPLE_DELAY
         with self._lock:
             self._jobs[job_id] = job
             if self.time_series_db is not None:
                 self._pending_metadata.append((job_id, name))
-            self._lister.new_round()
-            self._sample_safely(job, time.monotonic(), time.time())  # even very short jobs get a sample
-            wake = bool(self._pending_callbacks)
+            if sample_now:
+                self._lister.new_round()
+                self._sample_safely(job, time.monotonic(), time.time())
+            else:
+                self._first_due.append(job)
+            wake = bool(self._pending_callbacks) or len(self._first_due) == 1
         if wake:
             self._wake.set()  # the monitor thread runs the callback
 
@@ -311,11 +324,14 @@ class ResourceMonitor:
     def _run(self) -> None:
         next_round = time.monotonic() + self.interval
         while True:
-            self._wake.wait(max(0.0, next_round - time.monotonic()))
+            with self._lock:
+                first = self._first_due[0].first_due if self._first_due else next_round
+            self._wake.wait(max(0.0, min(next_round, first) - time.monotonic()))
             self._wake.clear()
             if self._stopping:
                 return
             now = time.monotonic()
+            self._first_samples(now)
             if now >= next_round:
                 try:
                     self._round()
@@ -326,6 +342,20 @@ class ResourceMonitor:
                     next_round = now + self.interval
                 self._flush()
             self._fire_callbacks()
+
+    def _first_samples(self, now: float) -> None:
+        """The delayed first sample of jobs that are still tracked and not sampled yet."""
+        with self._lock:
+            due = [job for job in self._first_due if job.first_due <= now]
+            if not due:
+                return
+            self._first_due = self._first_due[len(due):]
+            self._lister.new_round()
+            wall = time.time()
+            for job in due:
+                if self._jobs.get(job.job_id) is job and job.last_sample is None:
+                    self._sample_safely(job, now, wall)
+        self._flush()
 
     def _round(self) -> None:
         with self._lock:

@@ -199,8 +199,11 @@ def _candidates(conn: Connection, workflow_id: int, offer: Offer, sort_method: s
                             rr["runtime_s"])
 
 
-def _mark_claimed(conn: Connection, workflow_id: int, ids: list[int]) -> list[Values]:
-    _set_status(conn, ids, S.PENDING)
+def _mark_claimed(conn: Connection, workflow_id: int, ids: list[int], compute_node_id: int | None) -> list[Values]:
+    # Recording the claiming runner lets orphan detection give back the pending jobs of a runner
+    # that died (a runner claims ahead of its free resources when jobs are short).
+    extra = f", active_compute_node_id = {int(compute_node_id)}" if compute_node_id is not None else ""
+    _set_status(conn, ids, S.PENDING, extra)
     return _load_wire(conn, workflow_id, ids)
 
 
@@ -211,7 +214,10 @@ def claim_jobs_based_on_resources(
     resources: Values,
     sort_method: str | None = None,
     strict_scheduler_match: bool = False,
+    prefetch: bool = False,
 ) -> Values:
+    """With prefetch (an extension) every claimed job fits the offered resources on its own and
+    only `limit` bounds the batch: a runner of short jobs claims work ahead of its free resources."""
     if limit < 0:
         raise InvalidInputError(f"limit must be >= 0, got {limit}")
     time_limit = resources.get("time_limit")
@@ -226,6 +232,10 @@ def claim_jobs_based_on_resources(
         num_nodes=resources["num_nodes"],
         time_limit_s=time_limit_s,
     )
+    budget = None
+    if prefetch:
+        budget = Offer(num_cpus=offer.num_cpus * limit, memory_bytes=offer.memory_bytes * limit,
+                       num_gpus=offer.num_gpus * limit, num_nodes=offer.num_nodes * limit, time_limit_s=time_limit_s)
     with ctx.store.write() as conn:
         workflow = require_workflow(conn, workflow_id)
         if _canceled(conn, workflow_id):
@@ -238,14 +248,14 @@ def claim_jobs_based_on_resources(
         if scheduler_id is not None:
             chosen = pack(_candidates(conn, workflow_id, offer, method,
                                       " AND (scheduler_id IS NULL OR scheduler_id = ?)", (scheduler_id,), limit),
-                          offer, limit)
+                          offer, limit, budget)
         if not chosen and (scheduler_id is None or not strict_scheduler_match):
-            chosen = pack(_candidates(conn, workflow_id, offer, method, "", (), limit), offer, limit)
-        jobs = _mark_claimed(conn, workflow_id, chosen)
+            chosen = pack(_candidates(conn, workflow_id, offer, method, "", (), limit), offer, limit, budget)
+        jobs = _mark_claimed(conn, workflow_id, chosen, resources.get("id"))
     return {"jobs": jobs}
 
 
-def claim_next_jobs(ctx: Context, workflow_id: int, limit: int = 10) -> Values:
+def claim_next_jobs(ctx: Context, workflow_id: int, limit: int = 10, compute_node_id: int | None = None) -> Values:
     if limit < 0:
         raise InvalidInputError(f"limit must be >= 0, got {limit}")
     with ctx.store.write() as conn:
@@ -253,7 +263,22 @@ def claim_next_jobs(ctx: Context, workflow_id: int, limit: int = 10) -> Values:
         if _canceled(conn, workflow_id) or limit == 0:
             return {"jobs": []}
         ids = conn.column(q.NEXT_READY, (workflow_id, limit))
-        return {"jobs": _mark_claimed(conn, workflow_id, ids)}
+        return {"jobs": _mark_claimed(conn, workflow_id, ids, compute_node_id)}
+
+
+def release_jobs(ctx: Context, workflow_id: int, job_ids: list[int]) -> Values:
+    """Extension: give claimed jobs a runner did not start back (pending -> ready). Jobs that are
+    no longer pending (started, canceled, reset meanwhile) are left alone."""
+    with ctx.store.write() as conn:
+        require_workflow(conn, workflow_id)
+        released: list[int] = []
+        for start in range(0, len(job_ids), _CHUNK):
+            chunk = job_ids[start:start + _CHUNK]
+            released += conn.column(
+                f"SELECT id FROM job WHERE workflow_id = ? AND status = {int(S.PENDING)} AND id IN {in_clause(chunk)}",
+                (workflow_id,))
+        _set_status(conn, released, S.READY, ", active_compute_node_id = NULL")
+    return {"released_job_ids": released}
 
 
 def ready_job_requirements(ctx: Context, workflow_id: int, scheduler_config_id: int | None = None) -> Values:

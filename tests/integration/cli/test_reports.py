@@ -116,7 +116,7 @@ def test_results_resolve_log_paths(cli, ran):
 def test_check_after_run_without_monitoring_checks_runtime_only(cli, ran):
     wf, _ = ran
     report = ok(cli, "reports", "check-resource-utilization", wf, "--include-failed")
-    assert report["total_results"] == 2 and report["violations"] == []
+    assert report["total_results"] == 2 and report["violations"] == [], json.dumps(report["violations"])
     (failed,) = report["failed_jobs"]
     assert failed["job_name"] == "broken" and failed["return_code"] == 3
     assert not failed["likely_oom"] and not failed["likely_timeout"]

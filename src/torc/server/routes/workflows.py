@@ -131,14 +131,24 @@ def claim_jobs_based_on_resources(
     body: m.compute_nodes_resources,
     sort_method: str | None = None,
     strict_scheduler_match: bool = False,
+    prefetch: bool = False,
 ):
+    """The body's `id`, when given, is the claiming compute node. `prefetch` (an extension): each
+    job must fit the offer on its own; only `limit` bounds how many are claimed."""
     return JSON(lifecycle.claim_jobs_based_on_resources(
-        ctx, id, limit, body.model_dump(), sort_method, strict_scheduler_match))
+        ctx, id, limit, body.model_dump(), sort_method, strict_scheduler_match, prefetch))
 
 
 @router.post("/workflows/{id}/claim_next_jobs", operation_id="claim_next_jobs")
-def claim_next_jobs(ctx: Ctx, id: int, limit: int = 10, body: AnyBody = None):
-    return JSON(lifecycle.claim_next_jobs(ctx, id, limit))
+def claim_next_jobs(ctx: Ctx, id: int, limit: int = 10, compute_node_id: int | None = None, body: AnyBody = None):
+    """`compute_node_id` (an extension) records the claiming runner on the jobs."""
+    return JSON(lifecycle.claim_next_jobs(ctx, id, limit, compute_node_id))
+
+
+@router.post("/workflows/{id}/release_jobs", operation_id="release_jobs")
+def release_jobs(ctx: Ctx, id: int, body: m.release_jobs_model):
+    """Extension: claimed (pending) jobs a runner did not start go back to ready."""
+    return JSON(lifecycle.release_jobs(ctx, id, body.job_ids))
 
 
 @router.post("/workflows/{id}/reset_status", operation_id="reset_workflow_status")

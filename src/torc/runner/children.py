@@ -29,8 +29,6 @@ class Watched(Protocol):
 
     def reaped(self, returncode: int, cpu_seconds: float | None) -> None: ...
 
-    def returncode_if_reaped_elsewhere(self) -> int: ...
-
 
 class Drained(Protocol):
     """An output pipe (torc.runner.output.Stream)."""
@@ -129,8 +127,8 @@ class ChildWatcher:
 def _reap(child: Watched, flags: int) -> None:
     try:
         pid, status, usage = os.wait4(child.pid, flags)
-    except ChildProcessError:  # someone else reaped it (Popen.poll): no usage figures
-        child.reaped(child.returncode_if_reaped_elsewhere(), None)
+    except ChildProcessError:  # someone else reaped it (a stray os.wait): the status is lost
+        child.reaped(-1, None)
         return
     if pid == 0:  # a pidfd said it exited, so this should not happen; wait for real
         pid, status, usage = os.wait4(child.pid, 0)

@@ -141,6 +141,7 @@ class LocalRunner:
         self.free_memory = int(options.memory_gb * GIB)
         self.free_gpus = options.num_gpus
         self.requirements: dict[int, dict[str, Any]] = {}
+        self.needs: dict[int, tuple[int, int, int, int, float | None]] = {}  # per requirement, from _needs
         self.files: dict[int, dict[str, Any]] = {}
         self.all_files_loaded = False
         self.stdio = options.output_dir / "job_stdio"
@@ -401,14 +402,20 @@ class LocalRunner:
 
     def _needs(self, job: dict[str, Any]) -> tuple[int, int, int, int, float | None]:
         """(cpus, memory, gpus) the job holds here, its memory limit and runtime limit."""
-        rr = self.requirements.get(job.get("resource_requirements_id"))
-        if rr is None:
-            return 0, 0, 0, 0, None
-        runtime_s = parse_duration_seconds(rr.get("runtime", "P0DT1M"))
-        memory_limit = parse_memory_bytes(rr.get("memory", "0"))
-        if self.options.max_parallel_jobs:  # queue mode ignores requirements (but not limits)
-            return 0, 0, 0, memory_limit, runtime_s
-        return rr.get("num_cpus", 1), memory_limit, rr.get("num_gpus", 0), memory_limit, runtime_s
+        rr_id = job.get("resource_requirements_id")
+        needs = self.needs.get(rr_id)
+        if needs is None:
+            rr = self.requirements.get(rr_id)
+            if rr is None:
+                return 0, 0, 0, 0, None
+            runtime_s = parse_duration_seconds(rr.get("runtime", "P0DT1M"))
+            memory_limit = parse_memory_bytes(rr.get("memory", "0"))
+            if self.options.max_parallel_jobs:  # queue mode ignores requirements (but not limits)
+                needs = (0, 0, 0, memory_limit, runtime_s)
+            else:
+                needs = (rr.get("num_cpus", 1), memory_limit, rr.get("num_gpus", 0), memory_limit, runtime_s)
+            self.needs[rr_id] = needs
+        return needs
 
     def _start_queued(self) -> None:
         """Start queued jobs, in order, that fit what is free now (a job that does not fit yet

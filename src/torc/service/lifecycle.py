@@ -30,7 +30,7 @@ from torc.service.jobs import _load_wire, job_to_wire, require_job
 from torc.service.relationships import in_clause, load_relationships
 from torc.service.unblock import Released, release_dependents, release_waiting
 from torc.storage import queries as q
-from torc.storage.base import Connection
+from torc.storage.base import Connection, Row
 from torc.storage.tables import RESULT, WORKFLOW_STATUS
 
 Values = dict[str, Any]
@@ -309,15 +309,43 @@ def ready_job_requirements(ctx: Context, workflow_id: int, scheduler_config_id: 
 def _start_in_tx(conn: Connection, job_id: int, run_id: int, compute_node_id: int) -> tuple[Values, Event]:
     job = require_job(conn, job_id)
     _check_run_id(conn, job["workflow_id"], job_id, run_id)
-    if job["status"] != S.PENDING:
-        raise InvalidInputError(
-            f"job {job_id}: start_job needs a pending (claimed) job, but its status is {S(job['status']).wire}"
-        )
+    _check_startable(job)
     conn.execute("UPDATE job SET status = ?, active_compute_node_id = ? WHERE id = ?",
                  (int(S.RUNNING), compute_node_id, job_id))
+    return _started(job, compute_node_id)
+
+
+def _check_startable(job: Row) -> None:
+    if job["status"] != S.PENDING:
+        raise InvalidInputError(
+            f"job {job['id']}: start_job needs a pending (claimed) job, but its status is {S(job['status']).wire}"
+        )
+
+
+def _started(job: Row, compute_node_id: int) -> tuple[Values, Event]:
     event = Event(job["workflow_id"], "job_started", "info",
-                  {"job_id": job_id, "job_name": job["name"], "compute_node_id": compute_node_id})
+                  {"job_id": job["id"], "job_name": job["name"], "compute_node_id": compute_node_id})
     return job_to_wire({**job, "status": int(S.RUNNING)}), event
+
+
+def _batch_rows(conn: Connection, workflow_id: int, job_ids: list[int], run_id: int) -> dict[int, Row]:
+    """The job rows of a batch request, read at once: every job must be in the workflow, listed
+    once, and the run must be the workflow's current one."""
+    rows: dict[int, Row] = {}
+    for start in range(0, len(job_ids), _CHUNK):
+        for row in conn.iterate(f"SELECT * FROM job WHERE id IN {in_clause(job_ids[start:start + _CHUNK])}"):
+            rows[row["id"]] = row
+    seen: set[int] = set()
+    for job_id in job_ids:
+        row = rows.get(job_id)
+        if row is None or row["workflow_id"] != workflow_id:
+            raise NotFoundError(f"job {job_id} not found in workflow {workflow_id}")
+        if job_id in seen:
+            raise InvalidInputError(f"job {job_id} is listed more than once")
+        seen.add(job_id)
+    if job_ids:
+        _check_run_id(conn, workflow_id, job_ids[0], run_id)
+    return rows
 
 
 def start_job(ctx: Context, job_id: int, run_id: int, compute_node_id: int) -> Values:
@@ -331,11 +359,11 @@ def start_jobs(ctx: Context, workflow_id: int, run_id: int, compute_node_id: int
     """Batch extension: start many claimed jobs of one runner in one transaction (all or nothing)."""
     with ctx.store.write() as conn:
         require_workflow(conn, workflow_id)
-        started = []
+        rows = _batch_rows(conn, workflow_id, job_ids, run_id)
         for job_id in job_ids:
-            if conn.scalar("SELECT workflow_id FROM job WHERE id = ?", (job_id,)) != workflow_id:
-                raise NotFoundError(f"job {job_id} not found in workflow {workflow_id}")
-            started.append(_start_in_tx(conn, job_id, run_id, compute_node_id))
+            _check_startable(rows[job_id])
+        _set_status(conn, job_ids, S.RUNNING, f", active_compute_node_id = {int(compute_node_id)}")
+        started = [_started(rows[job_id], compute_node_id) for job_id in job_ids]
     ctx.bus.publish(*(event for _, event in started))
     return {"jobs": [wire for wire, _ in started]}
 
@@ -365,10 +393,12 @@ def _insert_result(conn: Connection, job: Values, status: JobStatus, run_id: int
 
 
 def _complete_in_tx(conn: Connection, job_id: int, status: JobStatus, run_id: int, result: Values,
-                    release: bool = True) -> tuple[Values, list[Event]]:
-    job = require_job(conn, job_id)
+                    release: bool = True, job: Row | None = None) -> tuple[Values, list[Event]]:
+    """job: the row, read (and the run checked) by the caller for a batch."""
+    if job is None:
+        job = require_job(conn, job_id)
+        _check_run_id(conn, job["workflow_id"], job_id, run_id)
     workflow_id = job["workflow_id"]
-    _check_run_id(conn, workflow_id, job_id, run_id)
     current = S(job["status"])
     if current in DONE:
         raise InvalidInputError(f"job {job_id} is already complete (status {current.wire})")
@@ -386,7 +416,7 @@ def _complete_in_tx(conn: Connection, job_id: int, status: JobStatus, run_id: in
                      "run_id": run_id, "attempt_id": job["attempt_id"]})]
     if release and status in DONE:
         events += _release_finished(conn, workflow_id, [job_id])
-    wire = job_to_wire(require_job(conn, job_id))
+    wire = job_to_wire({**job, "status": int(status), "active_compute_node_id": None})
     return wire, events
 
 
@@ -423,12 +453,12 @@ def complete_jobs(ctx: Context, workflow_id: int, run_id: int, items: list[Value
     finished: list[int] = []
     with ctx.store.write() as conn:
         require_workflow(conn, workflow_id)
+        rows = _batch_rows(conn, workflow_id, [item["job_id"] for item in items], run_id)
         for item in items:
             job_id = item["job_id"]
-            if conn.scalar("SELECT workflow_id FROM job WHERE id = ?", (job_id,)) not in (workflow_id,):
-                raise NotFoundError(f"job {job_id} not found in workflow {workflow_id}")
             status = JobStatus.parse(item["status"])
-            wire, evs = _complete_in_tx(conn, job_id, status, run_id, item.get("result") or {}, release=False)
+            wire, evs = _complete_in_tx(conn, job_id, status, run_id, item.get("result") or {}, release=False,
+                                        job=rows[job_id])
             jobs.append(wire)
             events += evs
             if status in DONE:

@@ -24,7 +24,7 @@ log = logging.getLogger("torc.runner")
 
 class Reporter:
     def __init__(self, client: Any, workflow_id: int, run_id: int, compute_node_id: int,
-                 on_sent: Callable[[], None], delay: float = 0.02):
+                 on_sent: Callable[[], None], delay: float = 0.05):
         self.client = client  # a PatientClient: retries while the server is unreachable
         self.workflow_id, self.run_id, self.compute_node_id = workflow_id, run_id, compute_node_id
         self.on_sent = on_sent  # called (from this thread) after every batch, e.g. to wake the loop

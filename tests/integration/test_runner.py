@@ -700,3 +700,79 @@ def test_two_runners_share_a_workflow_and_no_job_runs_twice(client, server, tmp_
     assert len(by_node) == 2 and min(by_node.values()) >= 3, by_node
     results = list(client.iter_items("results", workflow_id=wf))
     assert len(results) == 40 and {str(r["compute_node_id"]) for r in results} == set(by_node)
+
+
+# ---- claiming ahead, batched reporting, log files ------------------------------------------
+
+
+def test_short_jobs_are_claimed_ahead_and_given_back_on_ctrl_c(client, server, tmp_path):
+    """Short jobs make the runner claim ahead of its free CPUs; on Ctrl-C the claimed jobs it
+    did not start go back to ready (none is left pending), and `torc run ID` finishes the rest."""
+    wf = create(client, {"name": "ahead", "jobs": [
+        {"name": f"quick_{i:03d}", "command": "sleep 0.02"} for i in range(400)]}, tmp_path)
+    runner = start_run(server.url, wf, "--num-cpus", "2", cwd=tmp_path)
+    try:
+        def ahead() -> bool:
+            counts = client.get(f"workflows/{wf}/job_counts")["counts"]
+            return counts["completed"] >= 20 and counts["pending"] + counts["running"] > 2
+        wait_for(ahead, 30, "jobs claimed beyond the 2 CPUs")
+        runner.send_signal(signal.SIGINT)
+        assert runner.wait(30) == 130, (tmp_path / "runner.log").read_text()
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    counts = {k: v for k, v in client.get(f"workflows/{wf}/job_counts")["counts"].items() if v}
+    assert "pending" not in counts and "running" not in counts, counts
+    assert counts.get("ready", 0) > 0, counts
+    proc = run(server.url, wf, cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    assert {j["status"] for j in jobs_by_name(client, wf).values()} == {"completed"}
+    assert all(len(r) >= 1 for r in results_by_name(client, wf).values())
+
+
+def test_log_files_are_created_only_for_output_that_was_written(client, server, tmp_path):
+    wf = create(client, {"name": "logs", "jobs": [
+        {"name": "silent", "command": "true"},
+        {"name": "talks", "command": "echo to-stdout"},
+        {"name": "complains", "command": "echo to-stderr >&2"},
+        {"name": "both", "command": "echo a; echo b >&2; exit 3"},
+    ]}, tmp_path)
+    proc = run(server.url, wf, cwd=tmp_path)
+    assert proc.returncode == 1, explain(proc)
+    folder = tmp_path / "out" / "job_stdio"
+    ids = {n: j["id"] for n, j in jobs_by_name(client, wf).items()}
+
+    def files(name: str) -> set[str]:
+        return {p.suffix for p in folder.glob(f"job_wf{wf}_j{ids[name]}_*")}
+
+    assert files("silent") == set()
+    assert files("talks") == {".o"} and stdio(tmp_path / "out", wf, ids["talks"], "o") == "to-stdout\n"
+    assert files("complains") == {".e"} and stdio(tmp_path / "out", wf, ids["complains"], "e") == "to-stderr\n"
+    assert files("both") == {".o", ".e"}
+    assert [r["return_code"] for r in results_by_name(client, wf)["both"]] == [3]
+
+
+def test_reporter_stops_a_job_the_server_took_back(client, server, tmp_path):
+    """A start the server refuses (the workflow was canceled between claim and start report) is
+    listed as rejected, and that job's result is not sent."""
+    from torc.runner.reporter import Reporter
+
+    wf = create(client, {"name": "taken", "jobs": [{"name": "a", "command": "true"},
+                                                   {"name": "b", "command": "true"}]}, tmp_path)
+    claimed = client.post(f"workflows/{wf}/claim_next_jobs", limit=2)["jobs"]
+    client.put(f"jobs/{claimed[0]['id']}/manage_status_change/ready/{client.run_id(wf)}")  # taken back
+    sent = []
+    reporter = Reporter(client, wf, client.run_id(wf), 0, on_sent=lambda: sent.append(1))
+    try:
+        for job in claimed:
+            reporter.started(job["id"])
+            reporter.finished({"job_id": job["id"], "status": "completed",
+                               "result": {"return_code": 0, "exec_time_minutes": 0.0}})
+        assert reporter.flush(30)
+    finally:
+        reporter.close(5)
+    assert reporter.rejected == {claimed[0]["id"]} and sent
+    statuses = {n: j["status"] for n, j in jobs_by_name(client, wf).items()}
+    assert statuses[claimed[0]["name"]] == "ready" and statuses[claimed[1]["name"]] == "completed"
+    assert reporter.results_sent == 1

@@ -120,9 +120,9 @@ class Reporter:
                 starts, files, results = self._starts, self._files, self._results
                 self._starts, self._files, self._results = [], [], []
                 self._oldest, self._urgent = None, False
-                self._in_flight = batch = len(results)
+                self._in_flight = len(results)
             try:
-                self._send(starts, files, results)
+                batch = self._send(starts, files, results)
                 failed = False
             except TorcError as exc:  # unreachable for too long, or given up on (Ctrl-C)
                 self.error, failed = exc, True
@@ -146,8 +146,9 @@ class Reporter:
             if failed:
                 time.sleep(0.2)  # do not spin; PatientClient already waited for the server
 
-    def _send(self, starts: list[int], files: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
-        """Empties each list as its part is sent, so a failure puts back only what is left."""
+    def _send(self, starts: list[int], files: list[dict[str, Any]], results: list[dict[str, Any]]) -> int:
+        """Empties each list as its part is sent, so a failure puts back only what is left.
+        Returns how many results were sent (those of jobs taken back are dropped)."""
         if starts:
             self._start(starts)
             starts.clear()
@@ -159,9 +160,11 @@ class Reporter:
                 log.warning("modification time of %s not recorded: %s", record.get("path"), exc.message)
             files.pop(0)  # sent: a later failure must not send it again
         results[:] = [item for item in results if item["job_id"] not in self.rejected]
+        sent = len(results)
         if results:
             self._complete(results)
             results.clear()
+        return sent
 
     def _start(self, job_ids: list[int]) -> None:
         try:  # one request marks them all running

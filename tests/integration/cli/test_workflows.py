@@ -707,3 +707,19 @@ def test_sync_status_fails_jobs_of_dead_runners(cli, api):
     assert api.get(f"compute_nodes/{live['id']}")["is_active"] is True
     assert ok(cli, "workflows", "sync-status", wf) == []
     assert "No orphaned jobs found." in table(cli, "workflows", "sync-status", wf, "--dry-run")
+
+
+def test_sync_status_gives_back_jobs_a_dead_runner_claimed_but_never_started(cli, api):
+    wf = make_workflow(api, "claimed-ahead")
+    make_jobs(api, wf, [{"name": f"j{i}"} for i in range(3)])
+    ok(cli, "workflows", "initialize", wf)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = register_node(api, wf, gone.pid)
+    claimed = api.post(f"workflows/{wf}/claim_next_jobs", limit=2, compute_node_id=dead["id"])["jobs"]
+    api.put(f"jobs/{claimed[0]['id']}/start_job/{api.run_id(wf)}/{dead['id']}")
+    listed = ok(cli, "workflows", "sync-status", wf)
+    assert sorted((o["name"], o["status"]) for o in listed) == sorted(
+        [(claimed[0]["name"], "running"), (claimed[1]["name"], "pending")])
+    states = statuses(api, wf)
+    assert states[claimed[0]["name"]] == "failed" and states[claimed[1]["name"]] == "ready"

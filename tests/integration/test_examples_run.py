@@ -28,7 +28,7 @@ cluster node on a small test machine. The big barrier example runs in queue mode
 Checked for every example: the number and names of the jobs created equal the expanded spec, the
 workflow is complete, every job completed with return code 0, every declared output file exists,
 and every job that calls a generic stand-in really called it. The failure-handler examples are
-checked against what torc supports today (see FAILURE_EXAMPLES).
+checked attempt by attempt against their handlers' rules (see FAILURE_EXAMPLES).
 """
 
 from __future__ import annotations
@@ -82,22 +82,25 @@ SKIPPED = {
 DIAMONDS = ("diamond_workflow.yaml", "diamond_workflow.kdl")
 
 # Jobs of these examples fail on purpose (the deterministic failure_demo_job.sh stand-in decides
-# from the job name and attempt). Failure handlers are not applied by the runner yet -- that is
-# issue 5 ("Failure recovery, resumption and change detection") -- so today a failed job stays
-# failed and its dependents are canceled (cancel_on_blocking_job_failure defaults to true), and the
-# workflow still runs to its end. Recorded here: the jobs that fail, with their return codes.
-# When issue 5 lands, the handlers retry exit codes 10/11/12 (simple_retry: any code) and these
-# expectations change. FAILURE_SEED picks draws where each example has both outcomes.
+# from the job name, the attempt and FAILURE_SEED). The runner applies their failure handlers
+# (docs/failure-handling.md): a job whose code a rule covers is retried, after the rule's recovery
+# script, while the rule has retries left (max_retries counts retries); a job that ends failed
+# cancels its dependents (cancel_on_blocking_job_failure defaults to true) and the workflow still
+# runs to its end. Recorded here: the return code of every attempt of each job that did not succeed
+# at once. FAILURE_SEED picks draws with retries that end in success and jobs that end failed.
 FAILURE_SEED = "17"
-FAILURE_EXAMPLES: dict[str, dict[str, int]] = {
-    # flaky_job_1 succeeds, flaky_job_2 fails (11): reliable_job completes, summary is canceled.
-    "failure_handler_demo.yaml": {"flaky_job_2": 11},
-    # 7 of the 9 simulations fail; aggregate_results is canceled.
+FAILURE_EXAMPLES: dict[str, dict[str, list[int]]] = {
+    # flaky_job_2 fails with 11 (rule: recovery script, 2 retries) and succeeds on its retry: every
+    # job completes.
+    "failure_handler_demo.yaml": {"flaky_job_2": [11, 0]},
+    # Two simulations recover on a retry; simulate_m0_s0 uses up the 2 retries of code 11; three
+    # fail with 1, which no rule covers (no retry), and simulate_m2_s2 fails with 1 on its retry;
+    # aggregate_results is canceled.
     "failure_handler_simulation.yaml": {
-        "simulate_m0_s0": 11, "simulate_m0_s1": 1, "simulate_m1_s1": 10, "simulate_m1_s2": 1,
-        "simulate_m2_s0": 1, "simulate_m2_s1": 12, "simulate_m2_s2": 11},
-    # flaky_job fails (12): summary is canceled.
-    "simple_retry.yaml": {"flaky_job": 12},
+        "simulate_m0_s0": [11, 11, 11], "simulate_m0_s1": [1], "simulate_m1_s1": [10, 0], "simulate_m1_s2": [1],
+        "simulate_m2_s0": [1], "simulate_m2_s1": [12, 11, 0], "simulate_m2_s2": [11, 1]},
+    # flaky_job fails with 12, match_all_exit_codes retries it and it succeeds: summary runs.
+    "simple_retry.yaml": {"flaky_job": [12, 0]},
 }
 
 # Runner options per example beyond the common ones: queue mode for the 2104-job barrier example.
@@ -393,14 +396,50 @@ EXTRA_CHECKS: dict[str, Callable[[Prepared, Outcome], None]] = {
 }
 
 
-def check_failure_example(prepared: Prepared, outcome: Outcome) -> dict[str, int]:
-    """Failure handlers are not applied yet (issue 5): every job that ran once has its stand-in's
-    return code and status, jobs behind a failed one are canceled, and the workflow is complete."""
+def _rule_for(rules: list, code: int):
+    """The failure-handler rule the runner picks for a return code (first listing it, else the first
+    match_all one), or None."""
+    return next((r for r in rules if code in r.exit_codes), None) or \
+        next((r for r in rules if r.match_all_exit_codes), None)
+
+
+def check_failure_example(prepared: Prepared, outcome: Outcome, server: LiveServer) -> dict[str, list[int]]:
+    """Failure handlers are applied: each attempt of a job follows from its handler's rules (retry
+    while a rule covers the code and has retries left, with the rule's recovery script run before
+    each retry), every attempt has its own result row, jobs behind one that ended failed are
+    canceled, and the workflow is complete. Returns the return codes of the attempts of every job
+    that did not succeed at once."""
     assert sorted(outcome.jobs) == sorted(j.spec.name for j in prepared.jobs), "jobs created != expanded spec"
     assert outcome.is_complete, describe(outcome)
-    drawn = {c.job: c.return_code for c in prepared.calls if c.program.endswith("failure_demo_job.sh")}
-    assert len(drawn) == len([c for c in prepared.calls if c.program.endswith("failure_demo_job.sh")]), \
-        "a job ran more than once"
+    attempts: dict[str, list[int]] = {}
+    for call in prepared.calls:
+        if call.program.endswith("failure_demo_job.sh"):
+            attempts.setdefault(call.job, []).append(call.return_code)
+    recoveries = {}
+    for call in prepared.calls:
+        if call.program.endswith("recovery_demo.sh"):
+            recoveries[call.job] = recoveries.get(call.job, 0) + 1
+    handlers = {h.name: h for h in prepared.spec.failure_handlers or []}
+    specs = {j.spec.name: j.spec for j in prepared.jobs}
+    for name, codes in attempts.items():
+        rules = handlers[specs[name].failure_handler].rules if specs[name].failure_handler else []
+        scripts = 0
+        for retries_done, code in enumerate(codes):
+            rule = _rule_for(rules, code)
+            retried = code != 0 and rule is not None and retries_done < rule.max_retries
+            assert retried == (retries_done < len(codes) - 1), (name, codes)
+            scripts += bool(retried and rule.recovery_script)
+        assert recoveries.get(name, 0) == scripts, (name, codes, recoveries)
+    with TorcClient(server.url) as api:
+        rows: dict[int, list[tuple[int, str, int]]] = {}
+        for r in api.iter_items("results", workflow_id=outcome.workflow_id, all_runs=True):
+            rows.setdefault(r["job_id"], []).append((r["attempt_id"], r["status"], r["return_code"]))
+    for name, codes in attempts.items():
+        expected_rows = [(i + 1, "failed", code) for i, code in enumerate(codes)]
+        if codes[-1] == 0:
+            expected_rows[-1] = (len(codes), "completed", 0)
+        assert sorted(rows[outcome.jobs[name]["id"]]) == expected_rows, name
+        assert outcome.jobs[name]["attempt_id"] == len(codes)
     blockers = edges(prepared.jobs)
     expected: dict[str, str] = {}
 
@@ -408,8 +447,8 @@ def check_failure_example(prepared: Prepared, outcome: Outcome) -> dict[str, int
         if name not in expected:
             if any(status(b) != "completed" for b in blockers[name]):
                 expected[name] = "canceled"
-            elif name in drawn:
-                expected[name] = "completed" if drawn[name] == 0 else "failed"
+            elif name in attempts:
+                expected[name] = "completed" if attempts[name][-1] == 0 else "failed"
             else:
                 expected[name] = "completed"
         return expected[name]
@@ -417,11 +456,11 @@ def check_failure_example(prepared: Prepared, outcome: Outcome) -> dict[str, int
     for name in outcome.jobs:
         status(name)
     assert outcome.statuses() == expected, describe(outcome)
-    for name, rc in drawn.items():
-        assert outcome.return_code(name) == rc
-    failed = {name: drawn[name] for name, s in expected.items() if s == "failed"}
+    for name, codes in attempts.items():
+        assert outcome.return_code(name) == codes[-1]
+    failed = any(s == "failed" for s in expected.values())
     assert outcome.proc.returncode == (1 if failed else 0), describe(outcome)
-    return failed
+    return {name: codes for name, codes in attempts.items() if codes != [0]}
 
 
 # ---- tests ---------------------------------------------------------------------------------------
@@ -446,9 +485,9 @@ def test_example_runs_to_completion(example, server, tmp_path):
     outcome = run_example(server, prepared)
     print(f"{example}: {len(outcome.jobs)} jobs in {outcome.seconds:.1f} s")
     if example in FAILURE_EXAMPLES:
-        failed = check_failure_example(prepared, outcome)
-        print(f"{example}: failed jobs (return codes): {failed}")
-        assert failed == FAILURE_EXAMPLES[example]
+        retried = check_failure_example(prepared, outcome, server)
+        print(f"{example}: return codes of the attempts of jobs that did not succeed at once: {retried}")
+        assert retried == FAILURE_EXAMPLES[example]
         return
     check_ran_to_completion(prepared, outcome)
     if example in EXTRA_CHECKS:

@@ -302,6 +302,22 @@ class complete_jobs_model(Model):
     jobs: list[job_completion]
 
 
+class file_content_hash_model(Model):
+    """The SHA-256 of an input file's content (an extension, the baseline of `reinitialize
+    --hash`), with the modification time and size of the version that was hashed."""
+
+    file_id: int
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+    st_mtime: Annotated[float | None, Field(allow_inf_nan=False)] = None
+    size: Annotated[int | None, Field(ge=0, le=2**63 - 1)] = None
+
+
+class file_content_hashes_model(Model):
+    """A workflow's whole set of file content hashes (GET and PUT /workflows/{id}/file_hashes)."""
+
+    items: list[file_content_hash_model]
+
+
 T = TypeVar("T")
 
 

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import click
 
-from torc.cli import config_cmds, inspect_cmds, plot_cmds, report_cmds, resource_cmds, run_cmd, workflow_cmds
+from torc.cli import (
+    config_cmds,
+    inspect_cmds,
+    plot_cmds,
+    recover_cmds,
+    report_cmds,
+    resource_cmds,
+    run_cmd,
+    workflow_cmds,
+)
 from torc.cli.session import Session, TorcGroup
 from torc.client import DEFAULT_URL
 
@@ -61,7 +70,8 @@ def completions(shell: str) -> None:
 
 
 workflow_cmds.workflows.add_command(run_cmd.run, "run")  # `torc workflows run ID`, as in torc
-for _command in (run_cmd.run, inspect_cmds.ping, workflow_cmds.workflows, config_cmds.config,
+for _command in (run_cmd.run, recover_cmds.recover, recover_cmds.watch, inspect_cmds.ping,
+                 workflow_cmds.workflows, config_cmds.config,
                  report_cmds.reports, plot_cmds.plot_resources, *resource_cmds.GROUPS):
     main.add_command(_command)
 

@@ -173,10 +173,23 @@ def initialize(session: Session, workflow_id: int, force: bool, no_prompts: bool
 @click.argument("workflow_id", type=int)
 @click.option("--force", is_flag=True, help="Reinitialize even while jobs are running or pending.")
 @click.option("--dry-run", is_flag=True, help="List what would rerun and why; change nothing.")
+@click.option("--hash", "--content-hash", "content_hash", is_flag=True,
+              help="Compare input files by content (SHA-256), not modification time: a touch reruns nothing. "
+                   "Records the inputs' hashes afterwards; files without a recorded hash are compared by time.")
 @pass_session
-def reinitialize(session: Session, workflow_id: int, force: bool, dry_run: bool) -> None:
-    """Rerun only what changed: changed inputs, missing outputs, changed commands, and their downstream."""
-    plan = manager.reinitialize(session.client(), workflow_id, force=force, dry_run=dry_run)
+def reinitialize(session: Session, workflow_id: int, force: bool, dry_run: bool, content_hash: bool) -> None:
+    """Rerun only what changed: changed inputs, missing outputs, changed commands, and their downstream.
+
+    Completed jobs whose inputs, command, relationships and input user data are unchanged stay
+    completed; failed and canceled jobs are not rerun (use `reset-status --failed-only`). Refused,
+    changing nothing, while jobs are running or pending, unless --force."""
+    client = session.client()
+    plan = manager.reinitialize(client, workflow_id, force=force, dry_run=dry_run, content_hash=content_hash)
+    if dry_run:
+        counts = client.get(f"workflows/{workflow_id}/job_counts")["counts"]
+        active = counts.get("running", 0) + counts.get("pending", 0)
+        if active and not force:
+            note(f"note: {active} job(s) are running or pending; reinitialize would be refused without --force")
     if session.fmt == "json":
         emit("json", plan.__dict__)
         return
@@ -216,14 +229,18 @@ def status(session: Session, workflow_id: int) -> None:
 
 @workflows.command("reset-status")
 @click.argument("workflow_id", type=int)
-@click.option("--failed-only", is_flag=True, help="Only failed, canceled, terminated jobs and their downstream.")
+@click.option("--failed-only", is_flag=True,
+              help="Only failed, canceled, terminated, pending_failed jobs and their downstream.")
 @click.option("-r", "--reinitialize", "then_initialize", is_flag=True, help="Initialize the reset jobs again.")
 @click.option("--force", is_flag=True, help="Reset even while jobs are running.")
 @click.option("--no-prompts", is_flag=True)
 @pass_session
 def reset_status(session: Session, workflow_id: int, failed_only: bool, then_initialize: bool, force: bool,
                  no_prompts: bool) -> None:
-    """Put jobs back to uninitialized so they can run again."""
+    """Put jobs back to uninitialized so they can run again.
+
+    With --failed-only: failed, canceled, terminated and pending_failed jobs and everything
+    downstream of them; completed jobs stay completed. Then `torc run ID` (or -r here) runs them."""
     client = session.client()
     confirm(session, f"Reset {'failed' if failed_only else 'all'} jobs of workflow {workflow_id}?", no_prompts)
     client.post(f"workflows/{workflow_id}/reset_status", force=force or None)

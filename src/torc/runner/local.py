@@ -11,7 +11,11 @@ Short jobs are claimed ahead: once jobs turn out to take less than PREFETCH_SECO
 keeps a local queue of claimed (pending) jobs worth about that much work, so claiming costs one
 request per many jobs. Long jobs are claimed only when resources are free, so several runners
 share the work fairly. Queued jobs a runner does not start go back to ready when it stops; a
-runner that dies leaves them to `workflows sync-status`, which finds them by its compute node."""
+runner that dies leaves them to `workflows sync-status`, which finds them by its compute node.
+
+A failed job with a failure handler is retried (after its rule's recovery script, run off the
+loop) instead of recorded failed, and with `use_pending_failed` a failed job that no rule covers
+is recorded `pending_failed` (torc.runner.failures, docs/failure-handling.md)."""
 
 from __future__ import annotations
 
@@ -34,6 +38,15 @@ from torc.core.errors import TorcError
 from torc.core.units import parse_duration_seconds, parse_memory_bytes
 from torc.runner.actions import ActionRunner
 from torc.runner.children import ChildWatcher
+from torc.runner.failures import (
+    RECOVERY_TIMEOUT,
+    Handler,
+    Recoveries,
+    Recovery,
+    Rule,
+    parse_handler,
+    pick_rule,
+)
 from torc.runner.process import JobProcess, build_command, stdio_stem
 from torc.runner.reporter import Reporter
 
@@ -60,19 +73,25 @@ class RunnerOptions:
     progress: bool | None = None  # None: a live panel when stdout is a terminal
     server_retry_seconds: float = 20 * 60.0  # how long to wait for an unreachable (restarting) server
     prefetch: bool = True  # claim short jobs ahead of free resources
+    recovery_timeout: float = RECOVERY_TIMEOUT  # seconds a failure handler's recovery script may run
 
 
 @dataclass
 class RunSummary:
+    """What this runner recorded. `failed` counts jobs recorded failed or pending_failed (those
+    are also counted in `pending_failed`); `retried` counts failed attempts a failure handler
+    sent back for another attempt (not counted as failed)."""
     completed: int = 0
     failed: int = 0
     terminated: int = 0
+    retried: int = 0
+    pending_failed: int = 0
     interrupted: bool = False
-    return_codes: dict[str, int] = field(default_factory=dict)
+    return_codes: dict[str, int] = field(default_factory=dict)  # job name -> return code of its last attempt here
 
     @property
     def finished(self) -> int:
-        return self.completed + self.failed + self.terminated
+        return self.completed + self.failed + self.terminated + self.retried
 
 
 class RunnerInterrupted(ServerUnreachable):
@@ -152,6 +171,9 @@ class LocalRunner:
         self.claim_after = 0.0  # no claim before this time (monotonic) after one that found nothing ...
         self.claim_seen_results = -1  # ... unless results reached the server since
         self.reporter: Reporter | None = None
+        self.handlers: dict[int, Handler] = {}  # failure handlers of the claimed jobs, by id
+        self.use_pending_failed = False
+        self.recoveries = Recoveries(self.children.wake, timeout=options.recovery_timeout)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -161,6 +183,7 @@ class LocalRunner:
         idle_timeout = self.options.idle_timeout
         if idle_timeout is None:
             idle_timeout = float(workflow.get("compute_node_wait_for_new_jobs_seconds") or 90)
+        self.use_pending_failed = bool(workflow.get("use_pending_failed"))
         self.run_id = self.client.run_id(self.workflow_id)
         self.node = self._register()
         self.env = self._base_env()
@@ -190,6 +213,8 @@ class LocalRunner:
         """Unstarted claims back to ready, every result sent (unless given up on), node inactive."""
         try:
             self._release_queue()
+            self.recoveries.close()  # scripts still running are stopped: their jobs are recorded failed
+            self._finish_recoveries()
             given_up = self.interrupts > 1 or self.reporter.error is not None
             if not self.reporter.close(5.0 if given_up else None):
                 self._report_lost()
@@ -255,11 +280,12 @@ class LocalRunner:
             if self.interrupts:
                 return
             self._check_reporter()
+            self._finish_recoveries()
             self._enforce_limits(now)
             if now >= next_heartbeat:
                 self.client.post(f"compute_nodes/{self.node['id']}/heartbeat")
                 next_heartbeat = now + self.options.heartbeat_interval
-            busy = bool(self.running or self.queue)
+            busy = bool(self.running or self.queue or self.recoveries.pending)
             if not busy:  # the server must know everything before we ask what is left
                 self.reporter.flush()
                 self._check_reporter()
@@ -284,11 +310,13 @@ class LocalRunner:
             self._start_queued()
             if self.on_progress is not None:
                 self.on_progress(len(self.running), self.summary.finished)
-            if self.running or self.queue or claimed:
+            if self.running or self.queue or claimed or self.recoveries.pending:
                 idle_since = None
                 self._reap(self.children.wait(self._next_timer(now, next_status)))
                 continue
             idle_since = idle_since or now
+            if self.use_pending_failed and self._only_decisions_left():
+                return
             if now - idle_since > idle_timeout and not self.actions.has_pending_work():
                 self.say(f"no job became ready for {idle_timeout:.0f} s; this runner stops")
                 return
@@ -310,6 +338,10 @@ class LocalRunner:
             if proc.stop_reason is None:
                 self.say(f"job {proc.job['name']} (id {job_id}) was canceled or reset meanwhile; stopping it")
                 proc.stop("taken back by the server", graceful=False, grace_seconds=0)
+        for job_id, why in self.reporter.take_refused_retries():
+            self.say(f"job {job_id} was not retried ({why}); recorded failed")
+            self.summary.retried -= 1
+            self.summary.failed += 1
         error = self.reporter.error
         if isinstance(error, RunnerInterrupted):
             raise error
@@ -397,6 +429,17 @@ class LocalRunner:
             unknown -= self.files.keys()
         for file_id in unknown:
             self.files[file_id] = self.client.get(f"files/{file_id}")
+        for job in jobs:
+            handler_id = job.get("failure_handler_id")
+            if handler_id is not None and handler_id not in self.handlers:
+                self._load_handler(handler_id)
+
+    def _load_handler(self, handler_id: int) -> Handler:
+        handler = parse_handler(self.client.get(f"failure_handlers/{handler_id}"))
+        if handler.problem:
+            self.say(f"failure handler {handler.name!r} (id {handler_id}) is not applied: {handler.problem}")
+        self.handlers[handler_id] = handler
+        return handler
 
     # ---- starting -------------------------------------------------------------------------
 
@@ -498,6 +541,7 @@ class LocalRunner:
         self.stopping = True
         self.say(f"interrupted: stopping {len(self.running)} running job(s); they will be recorded as terminated "
                  "(interrupt again to stop at once)")
+        self.recoveries.stop()  # a job whose recovery script is stopped is recorded failed, not retried
         self._stop_all("interrupted", graceful=True)
         while self.running:
             if self.interrupts > 1:
@@ -507,6 +551,8 @@ class LocalRunner:
                 proc.escalate(now)
             self._reap(self.children.wait(self._next_timer(now, now + 0.2)))
         self._release_queue()
+        self.recoveries.close()
+        self._finish_recoveries()
 
     # ---- results --------------------------------------------------------------------------
 
@@ -540,11 +586,112 @@ class LocalRunner:
                 self.say(f"job {job['name']} (id {job['id']}): its output could not be saved: {'; '.join(lost_logs)}")
                 if status == "completed":
                     status, rc = "failed", 1
-            self.reporter.finished(self._completion(job, status, rc, seconds / 60, usage, proc))
-            setattr(self.summary, status, getattr(self.summary, status) + 1)
-            self.summary.return_codes[job["name"]] = rc
+            item = self._completion(job, status, rc, seconds / 60, usage, proc)
             suffix = f" ({proc.stop_reason})" if proc.stop_reason else ""
+            if status == "failed":
+                decision = self._apply_handler(job, rc, item, suffix)
+                if decision is True:  # retried (perhaps after its recovery script)
+                    continue
+                if decision is None and self.use_pending_failed:  # no handler or no rule: a person decides
+                    status = item["status"] = "pending_failed"
+                    handler = self.handlers.get(job.get("failure_handler_id"))
+                    why = f"no rule of failure handler {handler.name!r} covers" if handler else "no failure handler for"
+                    self._note(job, f"recorded pending_failed: {why} return code {rc}; decide with "
+                                    f"`torc jobs resolve {self.workflow_id} --retry|--fail {job['id']}`")
+            self.reporter.finished(item)
+            self._count(job, status, rc)
             self.say(f"job {job['name']} (id {job['id']}) {status} (return code {rc}){suffix}")
+
+    def _count(self, job: dict[str, Any], status: str, rc: int) -> None:
+        if status == "pending_failed":
+            self.summary.pending_failed += 1
+            status = "failed"
+        setattr(self.summary, status, getattr(self.summary, status) + 1)
+        self.summary.return_codes[job["name"]] = rc
+
+    def _note(self, job: dict[str, Any], message: str) -> None:
+        """A line in the job's stderr log (of the attempt that just ended)."""
+        stem = stdio_stem(self.workflow_id, job["id"], self.run_id, job.get("attempt_id", 1))
+        try:
+            with open(self.stdio / f"{stem}.e", "a") as err:
+                err.write(f"torc: {message}\n")
+        except OSError as exc:
+            log.warning("could not write to the log of job %s: %s", job["id"], exc)
+
+    # ---- failure handlers -----------------------------------------------------------------
+
+    def _apply_handler(self, job: dict[str, Any], rc: int, item: dict[str, Any], suffix: str) -> bool | None:
+        """A failed job's handler: True when it is being retried, False when its rule has no
+        retry left (it stays failed), None when it has no handler or no rule covers rc."""
+        handler_id = job.get("failure_handler_id")
+        if handler_id is None:
+            return None
+        handler = self.handlers.get(handler_id) or self._load_handler(handler_id)
+        rule = pick_rule(handler, rc)
+        if rule is None:
+            return None
+        attempt = job.get("attempt_id", 1)
+        if attempt - 1 >= rule.max_retries:
+            self._note(job, f"failure handler {handler.name!r} ({rule.describe()}): no retry left after "
+                            f"{attempt} attempt(s) (max_retries {rule.max_retries}); the job stays failed")
+            self.say(f"job {job['name']} (id {job['id']}): no retry left after {attempt} attempt(s)")
+            return False
+        if not rule.recovery_script:
+            self._send_retry(job, item, handler, rule, suffix)
+            return True
+        stem = stdio_stem(self.workflow_id, job["id"], self.run_id, attempt)
+        env = {**self.env, "TORC_JOB_ID": str(job["id"]), "TORC_JOB_NAME": job["name"],
+               "TORC_ATTEMPT_ID": str(attempt), "TORC_RETURN_CODE": str(rc), "TORC_RETRY": str(attempt),
+               "TORC_MAX_RETRIES": str(rule.max_retries), "TORC_FAILURE_HANDLER_ID": str(handler.id),
+               "TORC_FAILURE_HANDLER_NAME": handler.name, "TORC_JOB_STDOUT": str(self.stdio / f"{stem}.o"),
+               "TORC_JOB_STDERR": str(self.stdio / f"{stem}.e")}
+        self.recoveries.submit(Recovery(job, item, handler, rule, env, self.options.output_dir,
+                                        self.stdio / f"{stem}.recovery.log"))
+        self.say(f"job {job['name']} (id {job['id']}) failed (return code {rc}){suffix}; running its recovery "
+                 f"script before retry {attempt} of {rule.max_retries}")
+        return True
+
+    def _send_retry(self, job: dict[str, Any], item: dict[str, Any], handler: Handler, rule: Rule,
+                    suffix: str = "", recovered: bool = False) -> None:
+        attempt = job.get("attempt_id", 1)
+        rc = item["result"]["return_code"]
+        self._note(job, f"failure handler {handler.name!r} ({rule.describe()}): retry {attempt} of "
+                        f"{rule.max_retries}; the next attempt is {attempt + 1}")
+        self.reporter.retry(item, rule.max_retries)
+        self.summary.retried += 1
+        self.summary.return_codes[job["name"]] = rc
+        what = "recovery script succeeded" if recovered else f"failed (return code {rc}){suffix}"
+        self.say(f"job {job['name']} (id {job['id']}) {what}; retry {attempt} of {rule.max_retries} "
+                 f"(failure handler {handler.name!r})")
+
+    def _finish_recoveries(self) -> None:
+        """Retry the jobs whose recovery script succeeded; record the others failed."""
+        for recovery in self.recoveries.take_done():
+            job = recovery.job
+            if recovery.ok:
+                self._send_retry(job, recovery.item, recovery.handler, recovery.rule, recovered=True)
+                continue
+            message = (f"job {job['name']} (id {job['id']}): recovery script {recovery.rule.recovery_script!r} of "
+                       f"failure handler {recovery.handler.name!r} {recovery.failure()}; the job is not retried "
+                       f"and is recorded failed (script output: {recovery.log_path})")
+            self._note(job, message)
+            self.say(message)
+            self.reporter.finished(recovery.item)
+            self._count(job, "failed", recovery.item["result"]["return_code"])
+
+    def _only_decisions_left(self) -> bool:
+        """True (and says so) when nothing in the workflow can run until someone decides about its
+        pending_failed jobs: none ready, pending or running anywhere."""
+        if self.actions.has_pending_work():
+            return False
+        counts = self.client.get(f"workflows/{self.workflow_id}/job_counts")["counts"]
+        waiting = counts.get("pending_failed", 0)
+        if not waiting or any(counts.get(s, 0) for s in ("ready", "pending", "running")):
+            return False
+        self.say(f"{waiting} job(s) are pending_failed and wait for a decision; nothing else can run. List them "
+                 f"with `torc jobs pending-failed {self.workflow_id}`, then `torc jobs resolve {self.workflow_id} "
+                 "--retry|--fail JOB_ID...|--all`; this runner stops")
+        return True
 
     def _completion(self, job: dict[str, Any], status: str, rc: int, minutes: float, usage: Any,
                     proc: JobProcess | None = None) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 The runner's loop hands over job starts, output-file modification times and job results and goes
 straight back to reaping and spawning; this thread sends them in that order, many jobs per request
-(`start_jobs`, `complete_jobs`). A batch is sent once its oldest item is `delay` seconds old, at
+(`start_jobs`, `complete_jobs`). A retry (a failure handler's, see torc.runner.failures)
+is a result too: it goes in order, after the job's start, with the failed attempt's result. A batch is sent once its oldest item is `delay` seconds old, at
 once when the loop asks (`flush`), and the next batch is gathered while one is in flight, so a
 busy runner makes a few requests per batch of jobs instead of three per job.
 
@@ -31,6 +32,7 @@ class Reporter:
         self.delay = delay
         self.rejected: set[int] = set()  # jobs whose start the server refused (canceled or reset meanwhile)
         self.results_sent = 0  # how many results the server has taken: the loop watches it change
+        self.refused_retries: list[tuple[int, str]] = []  # (job id, why): retries the server refused
         self.error: TorcError | None = None  # why the last batch could not be sent
         self._cond = threading.Condition()
         self._starts: list[int] = []
@@ -56,6 +58,17 @@ class Reporter:
     def finished(self, item: dict[str, Any]) -> None:
         """{job_id, status, result} as `complete_jobs` takes it."""
         self._add(self._results, item)
+
+    def retry(self, item: dict[str, Any], max_retries: int) -> None:
+        """Send the job back to ready for another attempt ({job_id, status, result} of the failed
+        attempt, whose result the server keeps). If the server refuses, the attempt is recorded
+        as failed instead and the refusal is listed in `refused_retries`."""
+        self._add(self._results, {**item, "max_retries": max_retries})
+
+    def take_refused_retries(self) -> list[tuple[int, str]]:
+        with self._cond:
+            refused, self.refused_retries = self.refused_retries, []
+        return refused
 
     def _add(self, queue: list, item: Any) -> None:
         with self._cond:
@@ -161,9 +174,14 @@ class Reporter:
             files.pop(0)  # sent: a later failure must not send it again
         results[:] = [item for item in results if item["job_id"] not in self.rejected]
         sent = len(results)
-        if results:
-            self._complete(results)
-            results.clear()
+        while results:  # runs of completions in one request each, retries one by one, in order
+            if "max_retries" in results[0]:
+                self._retry(results[0])
+                results.pop(0)
+                continue
+            count = next((i for i, item in enumerate(results) if "max_retries" in item), len(results))
+            self._complete(results[:count])
+            del results[:count]
         return sent
 
     def _start(self, job_ids: list[int]) -> None:
@@ -191,3 +209,17 @@ class Reporter:
                 self.client.post(f"jobs/{item['job_id']}/complete_job/{item['status']}/{self.run_id}", item["result"])
             except InvalidInputError as exc:
                 log.warning("result of job %s not recorded: %s", item["job_id"], exc.message)
+
+    def _retry(self, item: dict[str, Any]) -> None:
+        job_id = item["job_id"]
+        try:
+            self.client.post(f"jobs/{job_id}/retry/{self.run_id}", item["result"], max_retries=item["max_retries"])
+            return
+        except InvalidInputError as exc:  # e.g. canceled or reset meanwhile: record the attempt as failed
+            log.warning("job %s was not retried: %s", job_id, exc.message)
+            with self._cond:
+                self.refused_retries.append((job_id, exc.message))
+        try:
+            self.client.post(f"jobs/{job_id}/complete_job/failed/{self.run_id}", item["result"])
+        except InvalidInputError as exc:
+            log.warning("result of job %s not recorded: %s", job_id, exc.message)

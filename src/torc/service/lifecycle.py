@@ -95,8 +95,25 @@ def _check_cycles(conn: Connection, workflow_id: int) -> None:
     raise InvalidInputError("dependency cycle: " + " -> ".join(f"{names[i]} ({i})" for i in reversed(cycle)))
 
 
+_HASHED_LINKS = (  # relationship field -> name of its part in a stored input hash
+    ("depends_on_job_ids", "depends_on"),
+    ("input_file_ids", "input_files"),
+    ("output_file_ids", "output_files"),
+    ("input_user_data_ids", "input_user_data"),
+    ("output_user_data_ids", "output_user_data"),
+)
+
+
+def _short_hash(value: Any) -> str:
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
 def compute_input_hashes(conn: Connection, workflow_id: int, job_ids: list[int] | None = None) -> dict[int, str]:
-    """SHA-256 over a job's command and relationships and the contents of its input user data."""
+    """SHA-256 over a job's command and relationships and the contents of its input user data.
+
+    The stored value is that hash (torc's, over the same canonical JSON), then `;part=short-hash`
+    for each component, so a change can be explained: `command`, `invocation_script`, each
+    relationship list, and `user_data` as `id:hash,...` per input user data item."""
     rel = load_relationships(conn, workflow_id, job_ids)
     data = {r["id"]: r["data"] for r in conn.iterate(
         "SELECT id, data FROM user_data WHERE workflow_id = ?", (workflow_id,))}
@@ -108,20 +125,55 @@ def compute_input_hashes(conn: Connection, workflow_id: int, job_ids: list[int] 
         if wanted is not None and row["id"] not in wanted:
             continue
         r = rel.get(row["id"], {})
+        contents = [
+            {"id": u, "data": json.loads(data[u]) if data.get(u) else None} for u in r.get("input_user_data_ids", [])
+        ]
         doc = {
             "command": row["command"],
             "invocation_script": row["invocation_script"],
-            "depends_on_job_ids": r.get("depends_on_job_ids", []),
-            "input_file_ids": r.get("input_file_ids", []),
-            "output_file_ids": r.get("output_file_ids", []),
-            "input_user_data_ids": r.get("input_user_data_ids", []),
-            "output_user_data_ids": r.get("output_user_data_ids", []),
-            "input_user_data_contents": [
-                {"id": u, "data": json.loads(data[u]) if data.get(u) else None} for u in r.get("input_user_data_ids", [])
-            ],
+            **{field: r.get(field, []) for field, _ in _HASHED_LINKS},
+            "input_user_data_contents": contents,
         }
-        out[row["id"]] = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        parts = [hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest(),
+                 f"command={_short_hash(row['command'])}",
+                 f"invocation_script={_short_hash(row['invocation_script'])}"]
+        parts += [f"{part}={_short_hash(r.get(field, []))}" for field, part in _HASHED_LINKS]
+        parts.append("user_data=" + ",".join(f"{c['id']}:{_short_hash(c['data'])}" for c in contents))
+        out[row["id"]] = ";".join(parts)
     return out
+
+
+_CHANGE_LABELS = {
+    "command": "command changed",
+    "invocation_script": "invocation script changed",
+    "depends_on": "dependencies changed",
+    "input_files": "input files changed",
+    "output_files": "output files changed",
+    "input_user_data": "input user data changed",
+    "output_user_data": "output user data changed",
+}
+
+
+def _hash_parts(stored: str) -> dict[str, str]:
+    total, *rest = stored.split(";")
+    return {"": total, **dict(p.split("=", 1) for p in rest if "=" in p)}
+
+
+def describe_input_change(before: str, after: str, user_data_names: dict[int, str]) -> list[str]:
+    """What differs between two stored input hashes, in words."""
+    old, new = _hash_parts(before), _hash_parts(after)
+    if old[""] == new[""]:
+        return []
+    if len(old) == 1:  # stored before the hash carried its parts
+        return ["command, dependencies or input data changed"]
+    reasons = [label for part, label in _CHANGE_LABELS.items() if old.get(part) != new.get(part)]
+    if "input user data changed" not in reasons:
+        def items(parts: dict[str, str]) -> dict[int, str]:
+            pairs = (p.split(":", 1) for p in parts.get("user_data", "").split(",") if ":" in p)
+            return {int(i): h for i, h in pairs}
+        was, now = items(old), items(new)
+        reasons += [f"user data {user_data_names.get(i, i)} changed" for i in sorted(now) if was.get(i) != now[i]]
+    return reasons or ["command, dependencies or input data changed"]
 
 
 # ---- initialize ---------------------------------------------------------------------------
@@ -619,16 +671,21 @@ def reset_workflow_status(ctx: Context, workflow_id: int, force: bool = False) -
 
 def process_changed_job_inputs(ctx: Context, workflow_id: int, dry_run: bool = False) -> Values:
     """Jobs whose command, relationships or input user data changed since the last initialize
-    go back to uninitialized (unless dry_run); returns their names."""
+    go back to uninitialized (unless dry_run); returns their names, and (an extension) what
+    changed for each under `changes`."""
     with ctx.store.write() as conn:
         require_workflow(conn, workflow_id)
         stored = {r["id"]: (r["input_hash"], r["name"]) for r in conn.iterate(
             "SELECT id, input_hash, name FROM job WHERE workflow_id = ? AND input_hash IS NOT NULL", (workflow_id,))}
         current = compute_input_hashes(conn, workflow_id, list(stored))
-        changed = sorted(i for i, (h, _) in stored.items() if current.get(i) != h)
+        changed = sorted(i for i, (h, _) in stored.items()
+                         if _hash_parts(current.get(i, ""))[""] != _hash_parts(h)[""])
+        names = {r["id"]: r["name"] for r in conn.iterate(
+            "SELECT id, name FROM user_data WHERE workflow_id = ?", (workflow_id,))} if changed else {}
+        changes = {stored[i][1]: describe_input_change(stored[i][0], current.get(i, ""), names) for i in changed}
         if changed and not dry_run:
             _set_status(conn, changed, S.UNINITIALIZED, ", active_compute_node_id = NULL")
-    return {"reinitialized_jobs": [stored[i][1] for i in changed]}
+    return {"reinitialized_jobs": [stored[i][1] for i in changed], "changes": changes}
 
 
 # ---- safety net ---------------------------------------------------------------------------

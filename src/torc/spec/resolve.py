@@ -98,6 +98,11 @@ def _resolve(spec: WorkflowSpec, broken: set[str] | frozenset[str]) -> tuple[lis
             if name in seen:
                 problems.append(f"{kind} {name!r}: duplicate name")
             seen.add(name)
+    for handler in spec.failure_handlers or []:
+        for index, rule in enumerate(handler.rules):
+            if not rule.exit_codes and not rule.match_all_exit_codes:
+                problems.append(f"failure_handler {handler.name!r}: rule {index + 1} matches no exit code; give it "
+                                "exit_codes or set match_all_exit_codes: true")
     for rr in spec.resource_requirements or []:
         if rr.name == "default":
             problems.append("resource_requirements 'default': the name is reserved for the workflow default")

@@ -10,7 +10,7 @@ from torc.api import models as m
 from torc.server.deps import get_ctx
 from torc.server.fastjson import FastJSONRoute
 from torc.server.responses import JSON
-from torc.service import access, actions, lifecycle, workflows
+from torc.service import access, actions, file_hashes, lifecycle, workflows
 from torc.service.context import Context
 
 router = APIRouter(route_class=FastJSONRoute)
@@ -173,6 +173,19 @@ def complete_jobs(ctx: Ctx, id: int, body: m.complete_jobs_model):
     items = [{"job_id": j.job_id, "status": j.status, "result": j.result.values() if j.result else {}}
              for j in body.jobs]
     return JSON(lifecycle.complete_jobs(ctx, id, body.run_id, items))
+
+
+@router.get("/workflows/{id}/file_hashes", operation_id="list_file_hashes", response_model=m.file_content_hashes_model)
+def list_file_hashes(ctx: Ctx, id: int):
+    """Extension: the SHA-256 content hashes of the workflow's input files (`reinitialize --hash`)."""
+    return JSON(file_hashes.list_file_hashes(ctx, id))
+
+
+@router.put("/workflows/{id}/file_hashes", operation_id="replace_file_hashes",
+            response_model=m.file_content_hashes_model)
+def replace_file_hashes(ctx: Ctx, id: int, body: m.file_content_hashes_model):
+    """Extension: replace the workflow's whole set of file content hashes in one transaction."""
+    return JSON(file_hashes.replace_file_hashes(ctx, id, [i.values() for i in body.items]))
 
 
 @router.get("/workflows/{id}/job_dependencies", operation_id="list_job_dependencies")

@@ -4,6 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 .venv/bin/ruff check .
+# A real single-node Slurm for tests/slurm (as root on Debian, as in CI); without it those tests skip.
+if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null && [ -z "${TORC_TEST_NO_SLURM:-}" ]; then
+  bash scripts/slurm-up.sh --with-dbd || echo "warning: Slurm could not be started; the Slurm tests will be skipped" >&2
+fi
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
 rc=$?

@@ -8,8 +8,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.server_support import start_server
 from torc.client import TorcClient
 from torc.server.app import API_PREFIX, ServerConfig, create_app
+from torc.server.process import ServerProcess
 from torc.service.context import Context
 from torc.storage.sqlite import SqliteStore
 
@@ -52,6 +54,16 @@ def api(http) -> Iterator[TorcClient]:
 def ctx(app, http) -> Context:
     """The running server's service context (for invariant checks)."""
     return app.state.ctx
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, request) -> Iterator[ServerProcess]:
+    """A real torc-server process (tests/server_support.py) shared by the tests of a module; each test
+    makes its own workflows."""
+    folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    server = start_server(folder / "torc.db", folder / "server.log")
+    yield server
+    server.stop()
 
 
 def check_invariants(store) -> None:

@@ -33,7 +33,16 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 __all__ = [
     "ConfigError",
@@ -162,6 +171,21 @@ class HpcSection(_Section):
             'cpus_per_node = 64\nmemory_mb = 256000\nmax_walltime_secs = 172800'
         )},
     )
+
+    @field_validator("profile_overrides", "custom_profiles")
+    @classmethod
+    def _check_profiles(cls, value: dict[str, dict[str, Any]], info: ValidationInfo) -> dict[str, dict[str, Any]]:
+        """Key names and value types of the profile tables (required keys are checked when the
+        profiles are used: another layer may supply them)."""
+        from torc.core.errors import InvalidInputError
+        from torc.slurm.profiles import check_profile_table
+
+        for name, table in value.items():
+            try:
+                check_profile_table(name, table, override=info.field_name == "profile_overrides")
+            except InvalidInputError as exc:
+                raise ValueError(exc.message.removeprefix("configuration ")) from None
+        return value
 
 
 class WatchSection(_Section):

@@ -1,19 +1,17 @@
-"""A real torc-server process on a free port, for tests that need real sockets."""
+"""A real torc-server process on a free port, for tests that need real sockets (the module-scoped
+`server` fixture is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from torc.server.process import ServerProcess, spawn_server
+from tests.server_support import start_server
+from torc.client import TorcClient
+from torc.server.process import ServerProcess
 
 LiveServer = ServerProcess
-
-
-def start_server(database: Path, log: Path, *extra: str) -> ServerProcess:
-    return spawn_server(database, log, "--completion-check-interval-secs", "0.5", *extra)
 
 
 @pytest.fixture
@@ -23,10 +21,8 @@ def live_server(tmp_path) -> Iterator[ServerProcess]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, request) -> Iterator[ServerProcess]:
-    """One server shared by the tests of a module; each test makes its own workflows."""
-    folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
-    server = start_server(folder / "torc.db", folder / "server.log")
-    yield server
-    server.stop()
+@pytest.fixture
+def client(server) -> Iterator[TorcClient]:
+    """A client of the module's shared `server`."""
+    with server.client() as c:
+        yield c

@@ -9,61 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from torc.client import TorcClient, manager
-from torc.client.from_spec import create_from_file
+from tests.integration.runner_support import FAST, create, explain, jobs_by_name, run, torc
+from torc.client import TorcClient
 from torc.runner.failures import Handler, Recoveries, Recovery, Rule, codes_for, parse_handler, pick_rule
 
-TORC = [sys.executable, "-m", "torc.cli.main"]
-FAST = ["--no-progress", "-p", "0.2", "--idle-timeout", "20"]
-
-
-# ---- helpers (as in test_runner.py) ----------------------------------------------------------
-
-
-@pytest.fixture
-def client(server) -> Iterator[TorcClient]:
-    with server.client() as c:
-        yield c
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("TORC_")}
-
-
-def torc(url: str, *args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([*TORC, "--url", url, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=clean_env())
-
-
-def run(url: str, target: str | int, *args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    """`torc run` to the end; output dir `out` under cwd."""
-    return torc(url, "run", str(target), "-o", str(cwd / "out"), *FAST, *args, cwd=cwd, timeout=timeout)
-
-
-def explain(proc: subprocess.CompletedProcess) -> str:
-    return f"rc {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-
-
-def create(client: TorcClient, spec: dict[str, Any], folder: Path) -> int:
-    path = folder / f"{spec['name']}.json"
-    path.write_text(json.dumps(spec))
-    workflow_id = create_from_file(client, path)
-    manager.initialize(client, workflow_id)
-    return workflow_id
-
-
-def jobs_by_name(client: TorcClient, workflow_id: int) -> dict[str, dict[str, Any]]:
-    return {j["name"]: j for j in client.iter_items("jobs", workflow_id=workflow_id)}
+# ---- helpers (the shared ones are in runner_support.py) --------------------------------------
 
 
 def rows_by_name(client: TorcClient, workflow_id: int) -> dict[str, list[dict[str, Any]]]:

@@ -8,137 +8,36 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import psutil
 import pytest
 
-from torc.cli.embedded import server_reachable
-from torc.client import TorcClient, manager
-from torc.client.from_spec import create_from_file
-
-TORC = [sys.executable, "-m", "torc.cli.main"]
-PY = sys.executable
-FAST = ["--no-progress", "-p", "0.2", "--idle-timeout", "20"]
-
-
-# ---- helpers -------------------------------------------------------------------------------
-
-
-
-
-@pytest.fixture
-def client(server) -> Iterator[TorcClient]:
-    with server.client() as c:
-        yield c
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("TORC_")}
-
-
-def torc(url: str, *args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([*TORC, "--url", url, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=clean_env())
-
-
-def run(url: str, target: str | int, *args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    """`torc run` to the end; output dir `out` under cwd unless -o is given."""
-    out = [] if "-o" in args else ["-o", str(cwd / "out")]
-    return torc(url, "run", str(target), *out, *FAST, *args, cwd=cwd, timeout=timeout)
-
-
-def start_run(url: str, target: str | int, *args: str, cwd: Path, log_name: str = "runner.log") -> subprocess.Popen:
-    """`torc run` in the background; its output goes to a file (no pipe to fill up)."""
-    out = [] if "-o" in args else ["-o", str(cwd / "out")]
-    log = open(cwd / log_name, "w")
-    proc = subprocess.Popen([*TORC, "--url", url, "run", str(target), *out, *FAST, *args], cwd=cwd, stdout=log,
-                            stderr=subprocess.STDOUT, env=clean_env())
-    log.close()
-    return proc
-
-
-def explain(proc: subprocess.CompletedProcess) -> str:
-    return f"rc {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-
-
-def create(client: TorcClient, spec: dict[str, Any], folder: Path, initialize: bool = True) -> int:
-    path = folder / f"{spec['name']}.json"
-    path.write_text(json.dumps(spec))
-    workflow_id = create_from_file(client, path)
-    if initialize:
-        manager.initialize(client, workflow_id)
-    return workflow_id
-
-
-def jobs_by_name(client: TorcClient, workflow_id: int) -> dict[str, dict[str, Any]]:
-    return {j["name"]: j for j in client.iter_items("jobs", workflow_id=workflow_id)}
-
-
-def results_by_name(client: TorcClient, workflow_id: int, all_runs: bool = False) -> dict[str, list[dict[str, Any]]]:
-    """Result rows per job name, oldest first: the current ones, or those of every run."""
-    names = {j["id"]: j["name"] for j in client.iter_items("jobs", workflow_id=workflow_id)}
-    out: dict[str, list[dict[str, Any]]] = {}
-    for r in client.iter_items("results", workflow_id=workflow_id, all_runs=all_runs or None):
-        out.setdefault(names[r["job_id"]], []).append(r)
-    for rows in out.values():
-        rows.sort(key=lambda r: (r["run_id"], r["attempt_id"]))
-    return out
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def wait_status(client: TorcClient, workflow_id: int, names: list[str], status: str, timeout: float = 30) -> None:
-    def ok() -> bool:
-        jobs = jobs_by_name(client, workflow_id)
-        return all(jobs[n]["status"] == status for n in names)
-
-    wait_for(ok, timeout, f"jobs {names} to be {status}")
-
-
-def stdio(out: Path, workflow_id: int, job_id: int, suffix: str) -> str:
-    files = sorted((out / "job_stdio").glob(f"job_wf{workflow_id}_j{job_id}_r*_a*.{suffix}"))
-    assert files, f"no .{suffix} file for job {job_id}"
-    return files[-1].read_text()
-
-
-def runs_of(path: Path) -> int:
-    """How many times a job ran, from the lines it appends to its own file."""
-    return len(path.read_text().splitlines()) if path.exists() else 0
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rr(name: str, cpus: int = 1, memory: str = "10m", runtime: str = "PT1H") -> dict[str, Any]:
-    return {"name": name, "num_cpus": cpus, "memory": memory, "runtime": runtime}
-
+from tests.integration.runner_support import (
+    FAST,
+    PY,
+    TORC,
+    clean_env,
+    create,
+    explain,
+    free_port,
+    gone,
+    jobs_by_name,
+    kill_all,
+    results_by_name,
+    rr,
+    run,
+    runs_of,
+    spawn_server_on,
+    start_run,
+    stdio,
+    torc,
+    wait_for,
+    wait_status,
+)
+from torc.client import TorcClient
 
 # ---- runtime limits ------------------------------------------------------------------------
 
@@ -415,28 +314,13 @@ def test_output_directory_removed_mid_run_fails_the_next_job_and_nothing_hangs(c
     assert results_by_name(client, wf)["victim"][-1]["return_code"] == 126
 
 
-def _spawn_server_on(database: Path, log: Path, port: int) -> subprocess.Popen:
-    with open(log, "a") as err:
-        process = subprocess.Popen([sys.executable, "-m", "torc.server.cli", "run", "--host", "127.0.0.1", "--port",
-                                    str(port), "--database", str(database), "--completion-check-interval-secs",
-                                    "0.5"], stdout=subprocess.DEVNULL, stderr=err, env=clean_env())
-    url = f"http://127.0.0.1:{port}/torc-service/v1"
-
-    def answers() -> bool:
-        assert process.poll() is None, log.read_text()
-        return server_reachable(url)
-
-    wait_for(answers, 30, "the server to answer")
-    return process
-
-
 def test_runner_survives_a_server_restart(tmp_path):
     """The server dies (SIGKILL) while a job runs; the job finishes while it is down; a new
     server on the same port and database takes over and the runner reports and carries on."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/torc-service/v1"
     db, log, marker = tmp_path / "fixed.db", tmp_path / "server.log", tmp_path / "long.done"
-    first = _spawn_server_on(db, log, port)
+    first = spawn_server_on(db, log, port)
     second = None
     runner = None
     try:
@@ -451,7 +335,7 @@ def test_runner_survives_a_server_restart(tmp_path):
         wait_for(marker.exists, 30, "the job to finish while the server is down")
         time.sleep(0.5)  # the runner tries to report meanwhile
         assert runner.poll() is None, (tmp_path / "runner.log").read_text()
-        second = _spawn_server_on(db, log, port)
+        second = spawn_server_on(db, log, port)
         assert runner.wait(60) == 0, (tmp_path / "runner.log").read_text()
         with TorcClient(url) as c:
             statuses = {n: j["status"] for n, j in jobs_by_name(c, wf).items()}
@@ -459,10 +343,7 @@ def test_runner_survives_a_server_restart(tmp_path):
             assert [r["return_code"] for r in results_by_name(c, wf)["long"]] == [0]
         assert "torc server unreachable" in (tmp_path / "runner.log").read_text()
     finally:
-        for p in (runner, first, second):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(runner, first, second)
 
 
 @pytest.mark.parametrize("server_returns", [True, False], ids=["server_returns", "second_ctrl_c"])
@@ -473,7 +354,7 @@ def test_ctrl_c_while_the_server_is_down(tmp_path, server_returns):
     port = free_port()
     url = f"http://127.0.0.1:{port}/torc-service/v1"
     db, log, pid_file = tmp_path / "fixed.db", tmp_path / "server.log", tmp_path / "job.pid"
-    servers = [_spawn_server_on(db, log, port)]
+    servers = [spawn_server_on(db, log, port)]
     runner = None
     try:
         with TorcClient(url) as c:
@@ -490,7 +371,7 @@ def test_ctrl_c_while_the_server_is_down(tmp_path, server_returns):
         wait_for(lambda: gone(job_pid), 10, "the job to be stopped")
         if server_returns:
             assert runner.poll() is None  # waiting to record the result
-            servers.append(_spawn_server_on(db, log, port))
+            servers.append(spawn_server_on(db, log, port))
             assert runner.wait(60) == 130, (tmp_path / "runner.log").read_text()
             with TorcClient(url) as c:
                 assert jobs_by_name(c, wf)["long"]["status"] == "terminated"
@@ -499,16 +380,13 @@ def test_ctrl_c_while_the_server_is_down(tmp_path, server_returns):
             runner.send_signal(signal.SIGINT)
             assert runner.wait(30) == 130, (tmp_path / "runner.log").read_text()
             assert "1 job result(s) not recorded" in (tmp_path / "runner.log").read_text()
-            servers.append(_spawn_server_on(db, log, port))
+            servers.append(spawn_server_on(db, log, port))
             synced = torc(url, "-f", "json", "workflows", "sync-status", str(wf), cwd=tmp_path)
             assert [j["name"] for j in json.loads(synced.stdout)] == ["long"], explain(synced)
             with TorcClient(url) as c:
                 assert jobs_by_name(c, wf)["long"]["status"] == "failed"
     finally:
-        for p in (runner, *servers):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(runner, *servers)
 
 
 def _counting(name: str, folder: Path, long: bool = False) -> str:
@@ -580,9 +458,7 @@ def test_ctrl_c_terminates_records_and_resumes(client, server, tmp_path):
         runner.send_signal(signal.SIGINT)
         assert runner.wait(30) == 130, (tmp_path / "runner.log").read_text()
     finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait()
+        kill_all(runner)
     log = (tmp_path / "runner.log").read_text()
     assert "Interrupted. Carry on with" in log
     jobs = jobs_by_name(client, wf)
@@ -619,9 +495,7 @@ def test_second_ctrl_c_kills_at_once(client, server, tmp_path):
         assert runner.wait(30) == 130, (tmp_path / "runner.log").read_text()
         assert time.monotonic() - started < 20
     finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait()
+        kill_all(runner)
     (result,) = results_by_name(client, wf)["stubborn"]
     assert result["status"] == "terminated" and result["return_code"] == -9
 
@@ -652,10 +526,7 @@ def test_actions_fire_exactly_once_with_two_runners(client, server, tmp_path):
     try:
         codes = [r.wait(60) for r in runners]
     finally:
-        for r in runners:
-            if r.poll() is None:
-                r.kill()
-                r.wait()
+        kill_all(*runners)
     assert codes == [0, 0], [(tmp_path / f"runner{i}.log").read_text() for i in range(2)]
     out = tmp_path / "out"
     lines = sorted((out / "actions.log").read_text().split())
@@ -686,10 +557,7 @@ def test_two_runners_share_a_workflow_and_no_job_runs_twice(client, server, tmp_
         codes = [r.wait(90) for r in runners]
     finally:
         go.touch()
-        for r in runners:
-            if r.poll() is None:
-                r.kill()
-                r.wait()
+        kill_all(*runners)
     assert codes == [0, 0], [(tmp_path / f"runner{i}.log").read_text() for i in range(2)]
     assert {j["status"] for j in client.iter_items("jobs", workflow_id=wf)} == {"completed"}
     per_job = {p.name: p.read_text().split() for p in ran.iterdir()}
@@ -719,9 +587,7 @@ def test_short_jobs_are_claimed_ahead_and_given_back_on_ctrl_c(client, server, t
         runner.send_signal(signal.SIGINT)
         assert runner.wait(30) == 130, (tmp_path / "runner.log").read_text()
     finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait()
+        kill_all(runner)
     counts = {k: v for k, v in client.get(f"workflows/{wf}/job_counts")["counts"].items() if v}
     assert "pending" not in counts and "running" not in counts, counts
     assert counts.get("ready", 0) > 0, counts

@@ -7,59 +7,16 @@ starts and results while the server is down and sends them when it is back."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from torc.cli.embedded import server_reachable
+from tests.integration.runner_support import TORC, clean_env, free_port, kill_all, wait_for
+from tests.integration.runner_support import spawn_server_on as spawn_server
 from torc.client import TorcClient, manager
 from torc.client.from_spec import create_from_file
-
-TORC = [sys.executable, "-m", "torc.cli.main"]
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("TORC_")}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def spawn_server(database: Path, log: Path, port: int) -> subprocess.Popen:
-    """`torc-server run` on a fixed port (so the runner finds the new one where the old one was)."""
-    with open(log, "a") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "torc.server.cli", "run", "--host", "127.0.0.1", "--port", str(port),
-             "--database", str(database), "--completion-check-interval-secs", "0.5"],
-            stdout=subprocess.DEVNULL, stderr=err, env=clean_env())
-    url = f"http://127.0.0.1:{port}/torc-service/v1"
-
-    def answers() -> bool:
-        assert process.poll() is None, log.read_text()
-        return server_reachable(url)
-
-    wait_for(answers, 30, "the server to answer")
-    return process
 
 
 def counter(folder: Path, name: str) -> int:
@@ -136,7 +93,4 @@ def test_server_sigkilled_mid_run_restarts_from_its_database_and_the_runner_carr
         assert sum(killed_at.values()) < len(names), "the kill came too late to test anything"
         assert "torc server unreachable" in runner_log.read_text()
     finally:
-        for p in (runner, *servers):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(runner, *servers)

@@ -10,12 +10,16 @@ import click
 
 from torc.cli import (
     config_cmds,
+    hpc_cmds,
     inspect_cmds,
     plot_cmds,
     recover_cmds,
+    remote_cmds,
     report_cmds,
     resource_cmds,
     run_cmd,
+    slurm_cmds,
+    submit_cmds,
     workflow_cmds,
 )
 from torc.cli.session import Session, TorcGroup
@@ -72,8 +76,14 @@ def completions(shell: str) -> None:
 workflow_cmds.workflows.add_command(run_cmd.run, "run")  # `torc workflows run ID`, as in torc
 for _command in (run_cmd.run, recover_cmds.recover, recover_cmds.watch, inspect_cmds.ping,
                  workflow_cmds.workflows, config_cmds.config,
-                 report_cmds.reports, plot_cmds.plot_resources, *resource_cmds.GROUPS):
+                 report_cmds.reports, plot_cmds.plot_resources, *resource_cmds.GROUPS,
+                 hpc_cmds.hpc, slurm_cmds.slurm):
     main.add_command(_command)
+main.add_command(remote_cmds.remote)
+for _command in submit_cmds.COMMANDS:  # torc submit, submit-slurm, slurm-job-runner
+    main.add_command(_command)
+for _command in submit_cmds.SLURM_COMMANDS:  # torc slurm schedule-nodes, slurm sacct
+    slurm_cmds.slurm.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

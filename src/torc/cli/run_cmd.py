@@ -37,27 +37,28 @@ def _connect(session: Session, output_dir: Path) -> TorcClient:
     return session.client()
 
 
-def _start_workflow(client: TorcClient, spec_or_id: str, skip_checks: bool) -> int:
-    """Create from a spec and initialize, or resume an existing workflow."""
+def _start_workflow(client: TorcClient, spec_or_id: str, skip_checks: bool,
+                    note: Callable[[str], Any] = click.echo, verb: str = "run") -> int:
+    """Create from a spec and initialize, or resume an existing workflow; `note` shows what was done
+    (`torc submit` sends it to stderr), `verb` names the command in the refusal of an archived one."""
     if _is_spec(spec_or_id):
         from torc.client.from_spec import create_from_file
 
         workflow_id = create_from_file(client, spec_or_id)
-        click.echo(f"Created workflow {workflow_id} from {spec_or_id}")
+        note(f"Created workflow {workflow_id} from {spec_or_id}")
         manager.initialize(client, workflow_id, force=skip_checks)
         return workflow_id
     try:
         workflow_id = int(spec_or_id)
     except ValueError:
         raise InvalidInputError(f"{spec_or_id!r} is neither a spec file nor a workflow id") from None
-    status = client.get(f"workflows/{workflow_id}/status")
-    if status.get("is_archived"):
-        raise InvalidInputError(f"workflow {workflow_id} is archived; unarchive it to run it")
+    if client.get(f"workflows/{workflow_id}/status").get("is_archived"):
+        raise InvalidInputError(f"workflow {workflow_id} is archived; unarchive it to {verb} it")
     if client.get(f"workflows/{workflow_id}/is_uninitialized")["is_uninitialized"]:
         manager.initialize(client, workflow_id, force=skip_checks)
     else:
-        for note in manager.prepare_resume(client, workflow_id):
-            click.echo(note)
+        for line in manager.prepare_resume(client, workflow_id):
+            note(line)
     return workflow_id
 
 

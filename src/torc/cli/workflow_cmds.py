@@ -118,8 +118,19 @@ def update(session: Session, workflow_id: int, name: str | None, description: st
 @click.argument("workflow_id", type=int)
 @pass_session
 def cancel(session: Session, workflow_id: int) -> None:
-    """Cancel a workflow: runners stop, pending and running jobs are canceled."""
-    show_record(session, session.client().put(f"workflows/{workflow_id}/cancel"))
+    """Cancel a workflow: runners stop, pending and running jobs are canceled, and its pending or
+    active Slurm allocations are canceled (scancel)."""
+    client = session.client()
+    record = client.put(f"workflows/{workflow_id}/cancel")
+    from torc.core.errors import TorcError
+    from torc.slurm.submit import cancel_allocations, live_allocations
+
+    if live_allocations(client, workflow_id):
+        try:
+            note(f"canceled Slurm job(s) {', '.join(cancel_allocations(client, workflow_id))}")
+        except TorcError as exc:
+            note(f"warning: the workflow is canceled but its Slurm allocations may not be: {exc.message}")
+    show_record(session, record)
 
 
 @workflows.command()

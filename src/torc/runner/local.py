@@ -35,7 +35,7 @@ from typing import Any
 from torc.client import TorcClient
 from torc.client.http import ServerUnreachable
 from torc.core.errors import TorcError
-from torc.core.units import parse_duration_seconds, parse_memory_bytes
+from torc.core.units import format_duration, parse_duration_seconds, parse_memory_bytes
 from torc.runner.actions import ActionRunner
 from torc.runner.children import ChildWatcher
 from torc.runner.failures import (
@@ -74,6 +74,18 @@ class RunnerOptions:
     server_retry_seconds: float = 20 * 60.0  # how long to wait for an unreachable (restarting) server
     prefetch: bool = True  # claim short jobs ahead of free resources
     recovery_timeout: float = RECOVERY_TIMEOUT  # seconds a failure handler's recovery script may run
+    # Inside an allocation (torc.slurm.allocation): when to stop (epoch seconds, the allocation's end
+    # minus the expiration buffer; claims carry the time left as time_limit, running jobs are
+    # terminated then), what the runner registers as, and whether it submits Slurm allocations for
+    # schedule_nodes actions.
+    end_time: float | None = None
+    scheduler_config_id: int | None = None
+    strict_scheduler_match: bool = False
+    compute_node_type: str = "local"
+    scheduler_info: dict[str, Any] | None = None
+    num_nodes: int = 1
+    slurm_actions: bool = False
+    slurm_poll_interval: float | None = None  # poll interval of the runners of allocations it submits
 
 
 @dataclass
@@ -174,6 +186,8 @@ class LocalRunner:
         self.handlers: dict[int, Handler] = {}  # failure handlers of the claimed jobs, by id
         self.use_pending_failed = False
         self.recoveries = Recoveries(self.children.wake, timeout=options.recovery_timeout)
+        # the allocation's end on the monotonic clock (None: no end)
+        self.end_at = None if options.end_time is None else time.monotonic() + options.end_time - time.time()
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -188,7 +202,8 @@ class LocalRunner:
         self.node = self._register()
         self.env = self._base_env()
         self.actions = ActionRunner(self.client, self.workflow_id, self.options.output_dir, self.node["id"], self.say,
-                                    self.env)
+                                    self.env, slurm=self.options.slurm_actions,
+                                    slurm_poll_interval=self.options.slurm_poll_interval)
         self.reporter = Reporter(self.client, self.workflow_id, self.run_id, self.node["id"],
                                  on_sent=self.children.wake)
         started = time.monotonic()
@@ -236,9 +251,18 @@ class LocalRunner:
         return self.client.post("compute_nodes", {
             "workflow_id": self.workflow_id, "hostname": socket.gethostname(), "pid": os.getpid(),
             "start_time": _now_text(), "is_active": True, "num_cpus": self.options.num_cpus,
-            "memory_gb": self.options.memory_gb, "num_gpus": self.options.num_gpus, "num_nodes": 1,
-            "compute_node_type": "local",
+            "memory_gb": self.options.memory_gb, "num_gpus": self.options.num_gpus, "num_nodes": self.options.num_nodes,
+            "compute_node_type": self.options.compute_node_type, "scheduler": self.options.scheduler_info,
+            "scheduler_config_id": self.options.scheduler_config_id, "time_limit": self._time_limit(),
         })
+
+    def _seconds_left(self) -> float | None:
+        """Seconds until this runner must stop (the allocation's end less its buffer), or None."""
+        return None if self.end_at is None else self.end_at - time.monotonic()
+
+    def _time_limit(self) -> str | None:
+        left = self._seconds_left()
+        return None if left is None else format_duration(max(0.0, left))
 
     def _base_env(self) -> dict[str, str]:
         return {**os.environ, "TORC_WORKFLOW_ID": str(self.workflow_id), "TORC_OUTPUT_DIR": str(self.options.output_dir),
@@ -278,6 +302,9 @@ class LocalRunner:
         while True:
             now = time.monotonic()
             if self.interrupts:
+                return
+            if self.end_at is not None and now >= self.end_at:
+                self._end_of_allocation()
                 return
             self._check_reporter()
             self._finish_recoveries()
@@ -320,13 +347,18 @@ class LocalRunner:
             if now - idle_since > idle_timeout and not self.actions.has_pending_work():
                 self.say(f"no job became ready for {idle_timeout:.0f} s; this runner stops")
                 return
-            self._reap(self.children.wait(self.options.poll_interval))
+            wait = self.options.poll_interval
+            if self.end_at is not None:
+                wait = max(0.0, min(wait, self.end_at - now))
+            self._reap(self.children.wait(wait))
 
     def _next_timer(self, now: float, next_status: float) -> float:
         """Seconds until the next runtime limit, SIGKILL escalation or status check."""
         times = [p.deadline for p in self.running.values() if p.deadline and p.stop_reason is None]
         times += [p.kill_at for p in self.running.values() if p.kill_at and p.kill_at > now]
         times.append(next_status)
+        if self.end_at is not None:
+            times.append(self.end_at)
         if self.claim_after > now and (self.queue or self._has_room()):
             times.append(self.claim_after)
         return max(0.0, min(t - now for t in times))
@@ -384,6 +416,12 @@ class LocalRunner:
                 return 0
             limit = self.options.max_parallel_jobs - len(self.running) if self.options.max_parallel_jobs else 0
         seen = self.reporter.results_sent
+        left = self._seconds_left()
+        if left is not None and left < 1:
+            return 0  # no time left in the allocation for anything
+        sched = {"time_limit": self._time_limit(), "scheduler_config_id": self.options.scheduler_config_id}
+        sched = {k: v for k, v in sched.items() if v is not None}
+        strict = True if self.options.strict_scheduler_match and self.options.scheduler_config_id else None
         if self.options.max_parallel_jobs:
             jobs = self.client.post(f"workflows/{self.workflow_id}/claim_next_jobs", limit=limit,
                                     compute_node_id=self.node["id"])["jobs"]
@@ -391,12 +429,14 @@ class LocalRunner:
             jobs = self.client.post(
                 f"workflows/{self.workflow_id}/claim_jobs_based_on_resources/{limit}",
                 {"id": self.node["id"], "num_cpus": self.options.num_cpus, "memory_gb": self.options.memory_gb,
-                 "num_gpus": self.options.num_gpus, "num_nodes": 1}, prefetch=True)["jobs"]
+                 "num_gpus": self.options.num_gpus, "num_nodes": self.options.num_nodes, **sched}, prefetch=True,
+                strict_scheduler_match=strict)["jobs"]
         else:  # jobs that fit the free resources now
             jobs = self.client.post(
                 f"workflows/{self.workflow_id}/claim_jobs_based_on_resources/{self.free_cpus}",
                 {"id": self.node["id"], "num_cpus": self.free_cpus, "memory_gb": self.free_memory / GIB,
-                 "num_gpus": self.free_gpus, "num_nodes": 1})["jobs"]
+                 "num_gpus": self.free_gpus, "num_nodes": self.options.num_nodes, **sched},
+                strict_scheduler_match=strict)["jobs"]
         if not jobs:
             self.claim_after = now + self.options.poll_interval
             self.claim_seen_results = seen
@@ -554,6 +594,25 @@ class LocalRunner:
         self.recoveries.close()
         self._finish_recoveries()
 
+    def _end_of_allocation(self) -> None:
+        """The allocation is about to end: stop the running jobs (SIGTERM first where supported),
+        record them terminated and return, before Slurm kills everything."""
+        if self.running:
+            self.say(f"the allocation ends soon: stopping {len(self.running)} running job(s); they are recorded "
+                     "as terminated")
+        else:
+            self.say("the allocation ends soon; this runner stops")
+        self.recoveries.stop()
+        self._stop_all("allocation ending", graceful=True)
+        while self.running and not self.interrupts:
+            now = time.monotonic()
+            for proc in self.running.values():
+                proc.escalate(now)
+            self._reap(self.children.wait(0.2))
+        self._release_queue()
+        self.recoveries.close()
+        self._finish_recoveries()
+
     # ---- results --------------------------------------------------------------------------
 
     def _reap(self, exited: list[JobProcess]) -> None:
@@ -570,7 +629,10 @@ class LocalRunner:
             if job["id"] in self.reporter.rejected:
                 continue  # the server took the job back: its result is not ours to record
             rc = proc.returncode
-            if proc.stop_reason in ("runtime limit", "interrupted", "runner exiting", "workflow canceled"):
+            if proc.stop_reason is None and self.interrupts and rc is not None and rc < 0:
+                proc.stop_reason = "interrupted"  # signalled with the runner (e.g. Slurm's SIGTERM at the time limit)
+            if proc.stop_reason in ("runtime limit", "interrupted", "runner exiting", "workflow canceled",
+                                    "allocation ending"):
                 status = "terminated"
             elif rc != 0 or proc.stop_reason is not None:
                 status = "failed"

@@ -445,3 +445,43 @@ def test_missing_sinfo_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(SlurmCommandError, match="`sinfo` was not found on PATH"):
         cluster_profile()
+
+
+# ---- regenerate: the plan input built from a workflow's records ---------------------------------
+
+
+def test_spec_from_records_keeps_unfinished_jobs_and_their_dependencies_among_them():
+    from torc.slurm.plan import spec_from_records
+
+    workflow = {"id": 5, "name": "wf", "slurm_defaults": json.dumps({"account": "acct", "qos": "high"})}
+    rrs = [{"id": 1, "name": "small", "num_cpus": 1, "memory": "1g", "runtime": "PT10M", "num_gpus": 0,
+            "num_nodes": 1},
+           {"id": 2, "name": "big", "num_cpus": 8, "memory": "64g", "runtime": "PT2H", "num_gpus": 0, "num_nodes": 1},
+           {"id": 3, "name": "unused", "num_cpus": 2, "memory": "2g", "runtime": "PT1H"}]
+    jobs = [
+        {"id": 10, "name": "prep", "command": "p", "status": "completed", "resource_requirements_id": 1},
+        {"id": 11, "name": "work1", "command": "w1", "status": "ready", "resource_requirements_id": 1,
+         "depends_on_job_ids": [10]},
+        {"id": 12, "name": "work2", "command": "w2", "status": "terminated", "resource_requirements_id": 3},
+        {"id": 13, "name": "merge", "command": "m", "status": "blocked", "resource_requirements_id": 2,
+         "depends_on_job_ids": [11, 12]},
+        {"id": 14, "name": "later", "command": "l", "status": "uninitialized", "resource_requirements_id": None},
+    ]
+    spec = spec_from_records(workflow, jobs, rrs)
+    assert spec["name"] == "wf"
+    assert spec["slurm_defaults"] == {"account": "acct", "qos": "high"}
+    assert spec["jobs"] == [
+        {"name": "work1", "command": "w1", "resource_requirements": "small"},  # its blocker is done
+        {"name": "merge", "command": "m", "resource_requirements": "big", "depends_on": ["work1"]},
+        {"name": "later", "command": "l"},
+    ]
+    assert [r["name"] for r in spec["resource_requirements"]] == ["small", "big"]
+    assert spec["resource_requirements"][1] == {"name": "big", "num_cpus": 8, "memory": "64g", "runtime": "PT2H",
+                                                "num_gpus": 0, "num_nodes": 1}
+    # what plan_schedulers makes of it: work1 and later start, merge waits for work1
+    plan = plan_schedulers(spec, kestrel_profile(), account=None)
+    assert plan.account == "acct"
+    triggers = {a["trigger_type"]: a for s in plan.schedulers for a in s.actions}
+    assert triggers["on_jobs_ready"]["jobs"] == ["merge"]
+    started = {j for s in plan.schedulers if not s.deferred for j in s.jobs}
+    assert started == {"work1", "later"}

@@ -1,5 +1,7 @@
 """`torc slurm`: Slurm scheduler configs of a workflow (create/update/list/get/delete) and
-`slurm generate`, which plans schedulers and schedule_nodes actions for a spec file.
+`slurm generate`, which plans schedulers and schedule_nodes actions for a spec file,
+`slurm regenerate`, which re-plans them for a workflow's unfinished jobs, and `slurm parse-logs`,
+which finds known failures in the allocations' Slurm output.
 
 Other Slurm commands are added to the `slurm` group by importing it from this module.
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ import yaml
 from torc.cli.common import done, list_records, note, paging_options, pass_session, show_record, update_record
 from torc.cli.output import emit
 from torc.cli.session import Session
-from torc.core.errors import InvalidInputError
+from torc.core.errors import InvalidInputError, TorcError
 
 SLURM_COLUMNS = ["id", "name", "account", "partition", "nodes", "walltime", "mem", "gres", "qos"]
 PLAN_COLUMNS = ["scheduler", "partition", "resource_requirements", "jobs", "nodes", "walltime", "mem", "gres",
@@ -152,6 +155,34 @@ def _output_format(path: Path | None, spec_path: Path) -> str:
     return "yaml"
 
 
+def planning_options(whose: str) -> Callable[[Any], Any]:
+    """The planning options `slurm generate`, `slurm regenerate` and `submit-slurm` share; `whose`
+    names where the default account comes from ("the spec's", "the workflow's")."""
+    options = [
+        click.option("-a", "--account", help=f"Slurm account [default: {whose} slurm_defaults.account, the "
+                                               "profile's or client.hpc.default_account]."),
+        click.option("--profile", "profile_name",
+                     help="HPC profile [default: the one detected here, else the live cluster]."),
+        click.option("--single-allocation", is_flag=True,
+                     help="One allocation (of as many nodes as needed) per scheduler."),
+        click.option("--group-by", type=click.Choice(["resource-requirements", "partition"]),
+                     default="resource-requirements", show_default=True,
+                     help="One scheduler per resource requirements, or per partition they map to."),
+        click.option("--walltime-strategy", type=click.Choice(["max-job-runtime", "max-partition-time"]),
+                     default="max-job-runtime", show_default=True,
+                     help="Allocation walltime: longest job runtime x multiplier, or the partition maximum."),
+        click.option("--walltime-multiplier", type=click.FloatRange(min=1.0), default=1.5, show_default=True,
+                     help="Multiplier for max-job-runtime."),
+    ]
+
+    def apply(func: Any) -> Any:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply
+
+
 def plan_spec(session: Session, spec_file: Path, *, account: str | None, profile_name: str | None,
               single_allocation: bool = False, group_by: str = "resource-requirements",
               walltime_strategy: str = "max-job-runtime", walltime_multiplier: float = 1.5, overwrite: bool = False,
@@ -181,20 +212,9 @@ def plan_spec(session: Session, spec_file: Path, *, account: str | None, profile
 
 @slurm.command("generate")
 @click.argument("spec_file", metavar="SPEC", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-a", "--account", help="Slurm account [default: the spec's slurm_defaults.account, the profile's "
-                                      "or client.hpc.default_account].")
-@click.option("--profile", "profile_name", help="HPC profile [default: the one detected here, else the live cluster].")
+@planning_options("the spec's")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the spec here (.yaml/.yml/.json) instead of stdout.")
-@click.option("--single-allocation", is_flag=True, help="One allocation (of as many nodes as needed) per scheduler.")
-@click.option("--group-by", type=click.Choice(["resource-requirements", "partition"]),
-              default="resource-requirements", show_default=True,
-              help="One scheduler per resource requirements, or per partition they map to.")
-@click.option("--walltime-strategy", type=click.Choice(["max-job-runtime", "max-partition-time"]),
-              default="max-job-runtime", show_default=True,
-              help="Allocation walltime: longest job runtime x multiplier, or the partition maximum.")
-@click.option("--walltime-multiplier", type=click.FloatRange(min=1.0), default=1.5, show_default=True,
-              help="Multiplier for max-job-runtime.")
 @click.option("--no-actions", is_flag=True, help="Add schedulers only, no schedule_nodes actions.")
 @click.option("--overwrite", is_flag=True, help="Replace the spec's existing Slurm schedulers and actions.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
@@ -231,3 +251,177 @@ def slurm_generate(session: Session, spec_file: Path, account: str | None, profi
     else:
         output.write_text(text)
         note(f"{summary} Wrote {output}.")
+
+
+# ---- parse-logs -------------------------------------------------------------------------------
+
+LOG_COLUMNS = ["slurm_job_id", "scheduled_node", "kind", "severity", "jobs", "file", "line"]
+
+
+@slurm.command("parse-logs")
+@click.argument("workflow_id", type=int)
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the allocations wrote slurm_output_wf<W>_sl<JOB>.o/.e [config client.run; torc_output].")
+@click.option("--errors-only", is_flag=True, help="Only errors (OOM, time limit, node failure, cancel, srun), "
+                                                  "not warnings (signals).")
+@pass_session
+def slurm_parse_logs(session: Session, workflow_id: int, output_dir: Path | None, errors_only: bool) -> None:
+    """Scan the Slurm output files of a workflow's allocations for known failures (out of memory,
+    time limit, node failure, cancelled, srun/launch errors) and name the torc jobs that ran in each
+    affected allocation."""
+    from torc.slurm.logs import correlate, log_files, scan_files
+
+    out = (output_dir or Path(session.config().client.run.output_dir)).resolve()
+    files = log_files(out, workflow_id)
+    findings = scan_files(files)
+    if errors_only:
+        findings = [f for f in findings if f.severity == "error"]
+    if findings:
+        client = session.client()
+        findings = correlate(findings, client.iter_items("scheduled_compute_nodes", workflow_id=workflow_id),
+                             client.iter_items("compute_nodes", workflow_id=workflow_id),
+                             client.iter_items("results", workflow_id=workflow_id),
+                             client.iter_items("jobs", workflow_id=workflow_id))
+    if session.fmt == "json":
+        emit("json", {"workflow_id": workflow_id, "output_dir": str(out), "files_scanned": len(files),
+                      "findings": [f.as_dict() for f in findings]})
+        return
+    rows = [{"slurm_job_id": f.slurm_job_id, "scheduled_node": f.scheduled_compute_node_id, "kind": f.kind,
+             "severity": f.severity,
+             "jobs": ", ".join(f"{n} ({i})" for i, n in zip(f.job_ids, f.job_names, strict=True)),
+             "file": Path(f.file).name, "line": f.line} for f in findings]
+    if not files:
+        note(f"No Slurm output files of workflow {workflow_id} in {out}.")
+    emit("table", rows, LOG_COLUMNS, f"Slurm log findings of workflow {workflow_id} ({len(files)} file(s) scanned)")
+
+
+# ---- regenerate -------------------------------------------------------------------------------
+
+
+def _unique_name(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        taken.add(name)
+        return name
+    base = name.removesuffix("_scheduler")
+    n = 2
+    while f"{base}_regen{n}_scheduler" in taken:
+        n += 1
+    taken.add(f"{base}_regen{n}_scheduler")
+    return f"{base}_regen{n}_scheduler"
+
+
+@slurm.command("regenerate")
+@click.argument("workflow_id", type=int)
+@planning_options("the workflow's")
+@click.option("--submit", "submit_now", is_flag=True, help="Request the start allocations now.")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --submit: batch scripts, Slurm output and logs [config client.run; torc_output].")
+@click.option("-p", "--poll-interval", type=click.FloatRange(min=0.1), default=None,
+              help="With --submit: poll interval of the runners [config client.slurm.poll_interval; 30].")
+@click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@pass_session
+def slurm_regenerate(session: Session, workflow_id: int, account: str | None, profile_name: str | None,
+                     single_allocation: bool, group_by: str, walltime_strategy: str, walltime_multiplier: float,
+                     submit_now: bool, output_dir: Path | None, poll_interval: float | None, dry_run: bool) -> None:
+    """Plan new Slurm schedulers for a workflow's unfinished jobs (ready, blocked, uninitialized),
+    e.g. after its allocations were cancelled or ran out of time.
+
+    The workflow's pending Slurm schedule_nodes actions are marked executed; new scheduler configs
+    and schedule_nodes actions (is_recovery) are created: jobs waiting on others get on_jobs_ready
+    actions, the rest start allocations, requested now with --submit (otherwise with
+    `torc slurm schedule-nodes`).
+    """
+    from torc.cli.hpc_cmds import registry, resolve_profile
+    from torc.cli.submit_cmds import _output_dir, _poll_interval, _require_server, _show_submitted
+    from torc.slurm.plan import REGENERATE_STATUSES, plan_schedulers, spec_from_records
+    from torc.slurm.submit import schedule_slurm_nodes
+
+    client = _require_server(session) if submit_now else session.client()
+    workflow = client.get(f"workflows/{workflow_id}")
+    jobs = list(client.iter_items("jobs", workflow_id=workflow_id, include_relationships=True))
+    rrs = list(client.iter_items("resource_requirements", workflow_id=workflow_id))
+    spec = spec_from_records(workflow, jobs, rrs)
+    if not spec["jobs"]:
+        raise InvalidInputError(f"workflow {workflow_id} has no jobs that are {', '.join(REGENERATE_STATUSES)}: "
+                                "nothing to plan (rerun failed or terminated jobs with `torc recover` first)")
+    reg = registry(session)
+    profile = resolve_profile(session, profile_name, reg=reg)
+    if not account:
+        defaults = spec.get("slurm_defaults")
+        account = (defaults.get("account") if isinstance(defaults, dict) else None) or reg.account_for(profile)
+    plan = plan_schedulers(spec, profile, account=account, single_allocation=single_allocation, group_by=group_by,
+                           walltime_strategy=walltime_strategy, walltime_multiplier=walltime_multiplier,
+                           source=f"workflow {workflow_id}")
+    for warning in plan.warnings:
+        note(f"Warning: {warning}")
+    if dry_run:
+        if session.fmt == "json":
+            emit("json", {"workflow_id": workflow_id, "profile": plan.profile, "account": plan.account,
+                          "jobs": len(spec["jobs"]), "schedulers": plan.summary_rows(),
+                          "total_allocations": plan.total_allocations, "warnings": plan.warnings})
+        else:
+            emit("table", plan.summary_rows(), PLAN_COLUMNS,
+                 f"Slurm plan for workflow {workflow_id} (profile {plan.profile}, account {plan.account})")
+            click.echo(f"{len(plan.schedulers)} scheduler(s), {plan.total_allocations} allocation(s) for "
+                       f"{len(spec['jobs'])} job(s). Dry run: nothing changed.")
+        return
+
+    # the old plan: its pending Slurm schedule_nodes actions must not request allocations any more
+    retired = []
+    for action in client.get(f"workflows/{workflow_id}/actions/pending"):
+        config = action.get("action_config") or {}
+        if action["action_type"] == "schedule_nodes" and config.get("scheduler_type") == "slurm" \
+                and not action.get("persistent"):
+            try:
+                client.post(f"workflows/{workflow_id}/actions/{action['id']}/claim", {"compute_node_id": None})
+                retired.append(action["id"])
+            except TorcError:
+                pass  # claimed meanwhile
+    job_ids = {j["name"]: j["id"] for j in jobs}
+    taken = {s.get("name") for s in client.iter_items("slurm_schedulers", workflow_id=workflow_id)}
+    created: list[dict[str, Any]] = []
+    start: list[tuple[int, dict[str, Any]]] = []
+    for planned in plan.schedulers:
+        body = {**planned.spec, "name": _unique_name(planned.spec["name"], taken), "workflow_id": workflow_id}
+        scheduler = client.post("slurm_schedulers", body)
+        for name in planned.jobs:  # pin the jobs to their new scheduler (what strict matching claims by)
+            client.put(f"jobs/{job_ids[name]}", {"scheduler_id": scheduler["id"]})
+        for action in planned.actions:
+            config = {"scheduler_type": "slurm", "scheduler_id": scheduler["id"],
+                      "num_allocations": action["num_allocations"],
+                      "start_one_worker_per_node": bool(action.get("start_one_worker_per_node"))}
+            new = {"trigger_type": action["trigger_type"], "action_type": "schedule_nodes", "action_config": config,
+                   "is_recovery": True}
+            if action.get("jobs"):
+                new["job_ids"] = sorted(job_ids[n] for n in action["jobs"])
+            record = client.post(f"workflows/{workflow_id}/actions", new)
+            created.append({"scheduler": scheduler["name"], "scheduler_id": scheduler["id"],
+                            "action_id": record["id"], "trigger": action["trigger_type"],
+                            "allocations": action["num_allocations"], "jobs": len(action.get("jobs") or planned.jobs)})
+            if action["trigger_type"] == "on_workflow_start":
+                start.append((scheduler["id"], config))
+    summary = (f"Workflow {workflow_id}: {len(plan.schedulers)} new Slurm scheduler(s) for {len(spec['jobs'])} "
+               f"job(s) (profile {plan.profile}, account {plan.account}); "
+               f"{len(retired)} old pending action(s) marked executed.")
+    if not submit_now:
+        if session.fmt == "json":
+            emit("json", {"workflow_id": workflow_id, "retired_action_ids": retired, "created": created})
+        else:
+            emit("table", created, ["scheduler", "scheduler_id", "action_id", "trigger", "allocations", "jobs"],
+                 "New Slurm schedulers and actions")
+        note(summary)
+        for scheduler_id, config in start:
+            note(f"  request its start allocations with `torc slurm schedule-nodes {workflow_id} "
+                 f"--scheduler-config-id {scheduler_id} -n {config['num_allocations']}` (or pass --submit)")
+        return
+    note(summary)
+    out = _output_dir(session, output_dir)
+    poll = _poll_interval(session, poll_interval)
+    keep = session.config().client.slurm.keep_submission_scripts
+    submitted = []
+    for scheduler_id, config in start:
+        submitted += schedule_slurm_nodes(client, workflow_id, scheduler_id, int(config["num_allocations"]), out,
+                                          poll_interval=poll,
+                                          start_one_worker_per_node=config["start_one_worker_per_node"],
+                                          keep_submission_scripts=keep)
+    _show_submitted(session, workflow_id, submitted, out)

@@ -13,6 +13,7 @@ import click
 from torc.cli.common import note, pass_session
 from torc.cli.output import emit
 from torc.cli.session import Session
+from torc.cli.slurm_cmds import planning_options
 from torc.client import manager
 from torc.core.errors import InvalidInputError, TorcError
 
@@ -100,18 +101,7 @@ def _submit_start_actions(session: Session, client: Any, workflow_id: int, outpu
 
 @click.command("submit-slurm")
 @click.argument("spec_file", metavar="SPEC", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-a", "--account", help="Slurm account [default: the spec's slurm_defaults.account, the profile's "
-                                      "or client.hpc.default_account].")
-@click.option("--profile", "profile_name", help="HPC profile [default: the one detected here, else the live cluster].")
-@click.option("--single-allocation", is_flag=True, help="One allocation (of as many nodes as needed) per scheduler.")
-@click.option("--group-by", type=click.Choice(["resource-requirements", "partition"]),
-              default="resource-requirements", show_default=True,
-              help="One scheduler per resource requirements, or per partition they map to.")
-@click.option("--walltime-strategy", type=click.Choice(["max-job-runtime", "max-partition-time"]),
-              default="max-job-runtime", show_default=True,
-              help="Allocation walltime: longest job runtime x multiplier, or the partition maximum.")
-@click.option("--walltime-multiplier", type=click.FloatRange(min=1.0), default=1.5, show_default=True,
-              help="Multiplier for max-job-runtime.")
+@planning_options("the spec's")
 @click.option("--overwrite", is_flag=True, help="Replace the spec's own Slurm schedulers and actions.")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Batch scripts, Slurm output, runner logs, job logs and the planned spec go here "

@@ -410,3 +410,48 @@ def _plan_group(group: _Group, profile: HpcProfile, account: str, single_allocat
     return PlannedScheduler(name=name, partition=partition.name, resource_requirements=group.rr_names,
                             deferred=group.deferred, spec=spec, actions=actions, jobs=group.jobs,
                             jobs_per_node=per_node, jobs_per_allocation=per_node * slots)
+
+
+# ---- regenerate: planning from a workflow's records --------------------------------------------
+
+REGENERATE_STATUSES = ("uninitialized", "blocked", "ready")
+RR_FIELDS = ("num_cpus", "memory", "runtime", "num_gpus", "num_nodes")
+
+
+def spec_from_records(workflow: dict[str, Any], jobs: list[dict[str, Any]],
+                      resource_requirements: list[dict[str, Any]],
+                      statuses: tuple[str, ...] = REGENERATE_STATUSES) -> dict[str, Any]:
+    """The spec dict that plan_schedulers takes, built from a workflow's existing records (for
+    `torc slurm regenerate`): its jobs in ``statuses`` with their resource requirements, and
+    ``depends_on`` only between those jobs (a finished blocker no longer holds a job back, so a
+    job whose blockers are all done starts with the first allocations). The workflow's
+    slurm_defaults are kept (the account may come from them)."""
+    keep = [j for j in jobs if j.get("status") in statuses]
+    names = {j["id"]: j["name"] for j in keep}
+    rr_by_id = {r["id"]: r for r in resource_requirements}
+    used_rrs: dict[str, dict[str, Any]] = {}
+    out_jobs = []
+    for job in keep:
+        entry: dict[str, Any] = {"name": job["name"], "command": job.get("command") or "true"}
+        rr = rr_by_id.get(job.get("resource_requirements_id"))
+        if rr is not None:
+            used_rrs[rr["name"]] = {"name": rr["name"], **{k: rr[k] for k in RR_FIELDS if rr.get(k) is not None}}
+            entry["resource_requirements"] = rr["name"]
+        blockers = [names[d] for d in job.get("depends_on_job_ids") or [] if d in names]
+        if blockers:
+            entry["depends_on"] = blockers
+        out_jobs.append(entry)
+    spec: dict[str, Any] = {"name": workflow.get("name") or f"workflow_{workflow.get('id')}", "jobs": out_jobs}
+    if used_rrs:
+        spec["resource_requirements"] = list(used_rrs.values())
+    defaults = workflow.get("slurm_defaults")
+    if isinstance(defaults, str) and defaults:
+        import json
+
+        try:
+            defaults = json.loads(defaults)
+        except ValueError:
+            defaults = None
+    if isinstance(defaults, dict) and defaults:
+        spec["slurm_defaults"] = defaults
+    return spec

@@ -15,6 +15,7 @@ if [ $missing = 1 ]; then
 fi
 if sinfo -h -o %T 2>/dev/null | grep -q '^idle'; then echo "slurm ready (already running)"; exit 0; fi
 S=/tmp/slurm
+cd /  # the daemons (and every job's slurmstepd) must not keep a working directory that may be deleted
 mkdir -p /etc/slurm $S/state $S/spool /run/munge /var/log/munge /var/lib/munge
 chown munge:munge /run/munge /var/log/munge /var/lib/munge
 if [ ! -s /etc/munge/munge.key ]; then mungekey --create; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; fi

@@ -25,7 +25,7 @@ def test_a_batch_job_runs_and_its_exit_code_is_recorded(slurm, tmp_path):
     while subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout.strip():
         assert time.monotonic() < deadline, "the job did not finish within 60 s"
         time.sleep(0.5)
-    assert (tmp_path / f"{job_id}.out").read_text().strip() == "hi-slurm"
+    assert "hi-slurm" in (tmp_path / f"{job_id}.out").read_text().splitlines()  # (slurmstepd may warn first)
     if not sacct_works():
         pytest.skip("sacct needs slurmdbd (scripts/slurm-up.sh --with-dbd)")
     deadline = time.monotonic() + 30

@@ -47,7 +47,7 @@ from torc.runner.failures import (
     parse_handler,
     pick_rule,
 )
-from torc.runner.process import JobProcess, build_command, stdio_stem
+from torc.runner.process import JobProcess, append_note, build_command, stdio_stem
 from torc.runner.reporter import Reporter
 
 GIB = 1024**3
@@ -171,8 +171,7 @@ class LocalRunner:
         self.free_cpus = options.num_cpus
         self.free_memory = int(options.memory_gb * GIB)
         self.free_gpus = options.num_gpus
-        self.requirements: dict[int, dict[str, Any]] = {}
-        self.needs: dict[int, tuple[int, int, int, int, float | None]] = {}  # per requirement, from _needs
+        self.needs: dict[int, tuple[int, int, int, int, float | None]] = {}  # per requirement id, see _needs_of
         self.files: dict[int, dict[str, Any]] = {}
         self.all_files_loaded = False
         self.stdio = options.output_dir / "job_stdio"
@@ -183,6 +182,7 @@ class LocalRunner:
         self.claim_after = 0.0  # no claim before this time (monotonic) after one that found nothing ...
         self.claim_seen_results = -1  # ... unless results reached the server since
         self.reporter: Reporter | None = None
+        self.lost_reported = False  # "results not recorded" said once
         self.handlers: dict[int, Handler] = {}  # failure handlers of the claimed jobs, by id
         self.use_pending_failed = False
         self.recoveries = Recoveries(self.children.wake, timeout=options.recovery_timeout)
@@ -227,9 +227,7 @@ class LocalRunner:
     def _shut_down(self, started: float) -> None:
         """Unstarted claims back to ready, every result sent (unless given up on), node inactive."""
         try:
-            self._release_queue()
-            self.recoveries.close()  # scripts still running are stopped: their jobs are recorded failed
-            self._finish_recoveries()
+            self._settle()
             given_up = self.interrupts > 1 or self.reporter.error is not None
             if not self.reporter.close(5.0 if given_up else None):
                 self._report_lost()
@@ -242,8 +240,8 @@ class LocalRunner:
 
     def _report_lost(self) -> None:
         lost = self.reporter.unsent() + len(self.running)
-        if lost and not getattr(self, "_lost_reported", False):
-            self._lost_reported = True
+        if lost and not self.lost_reported:
+            self.lost_reported = True
             self.say(f"interrupted while the server was unreachable: {lost} job result(s) not recorded; once the "
                      f"server is back, `torc workflows sync-status {self.workflow_id}` fails jobs left running")
 
@@ -460,8 +458,8 @@ class LocalRunner:
         """Resource requirements and output-file records the claimed jobs need, fetched once."""
         for job in jobs:
             rr_id = job.get("resource_requirements_id")
-            if rr_id is not None and rr_id not in self.requirements:
-                self.requirements[rr_id] = self.client.get(f"resource_requirements/{rr_id}")
+            if rr_id is not None and rr_id not in self.needs:
+                self.needs[rr_id] = self._needs_of(self.client.get(f"resource_requirements/{rr_id}"))
         unknown = {f for job in jobs for f in job.get("output_file_ids") or [] if f not in self.files}
         if len(unknown) > FILES_IN_BULK and not self.all_files_loaded:
             self.files.update((f["id"], f) for f in self.client.iter_items("files", workflow_id=self.workflow_id))
@@ -483,32 +481,22 @@ class LocalRunner:
 
     # ---- starting -------------------------------------------------------------------------
 
+    def _needs_of(self, rr: dict[str, Any]) -> tuple[int, int, int, int, float | None]:
+        """(cpus, memory, gpus) a job of this requirement holds here, its memory limit and runtime limit."""
+        runtime_s = parse_duration_seconds(rr.get("runtime", "P0DT1M"))
+        memory_limit = parse_memory_bytes(rr.get("memory", "0"))
+        if self.options.max_parallel_jobs:  # queue mode ignores requirements (but not limits)
+            return 0, 0, 0, memory_limit, runtime_s
+        return rr.get("num_cpus", 1), memory_limit, rr.get("num_gpus", 0), memory_limit, runtime_s
+
     def _needs(self, job: dict[str, Any]) -> tuple[int, int, int, int, float | None]:
-        """(cpus, memory, gpus) the job holds here, its memory limit and runtime limit."""
-        rr_id = job.get("resource_requirements_id")
-        needs = self.needs.get(rr_id)
-        if needs is None:
-            rr = self.requirements.get(rr_id)
-            if rr is None:
-                return 0, 0, 0, 0, None
-            runtime_s = parse_duration_seconds(rr.get("runtime", "P0DT1M"))
-            memory_limit = parse_memory_bytes(rr.get("memory", "0"))
-            if self.options.max_parallel_jobs:  # queue mode ignores requirements (but not limits)
-                needs = (0, 0, 0, memory_limit, runtime_s)
-            else:
-                needs = (rr.get("num_cpus", 1), memory_limit, rr.get("num_gpus", 0), memory_limit, runtime_s)
-            self.needs[rr_id] = needs
-        return needs
+        return self.needs.get(job.get("resource_requirements_id"), (0, 0, 0, 0, None))
 
     def _start_queued(self) -> None:
         """Start queued jobs, in order, that fit what is free now (a job that does not fit yet
         waits; smaller ones behind it may go first)."""
         skipped: deque[dict[str, Any]] = deque()
-        while self.queue and not self.interrupts:
-            if self.options.max_parallel_jobs and len(self.running) >= self.options.max_parallel_jobs:
-                break
-            if not self.options.max_parallel_jobs and (self.free_cpus <= 0 or self.free_memory <= 0):
-                break
+        while self.queue and not self.interrupts and self._has_room():
             job = self.queue.popleft()
             cpus, memory, gpus, memory_limit, runtime_s = self._needs(job)
             if cpus > self.free_cpus or memory > self.free_memory or gpus > self.free_gpus:
@@ -590,9 +578,7 @@ class LocalRunner:
             for proc in self.running.values():
                 proc.escalate(now)
             self._reap(self.children.wait(self._next_timer(now, now + 0.2)))
-        self._release_queue()
-        self.recoveries.close()
-        self._finish_recoveries()
+        self._settle()
 
     def _end_of_allocation(self) -> None:
         """The allocation is about to end: stop the running jobs (SIGTERM first where supported),
@@ -609,6 +595,11 @@ class LocalRunner:
             for proc in self.running.values():
                 proc.escalate(now)
             self._reap(self.children.wait(0.2))
+        self._settle()
+
+    def _settle(self) -> None:
+        """Unstarted claims back to ready; recovery scripts still running are stopped and their
+        jobs recorded failed."""
         self._release_queue()
         self.recoveries.close()
         self._finish_recoveries()
@@ -675,8 +666,7 @@ class LocalRunner:
         """A line in the job's stderr log (of the attempt that just ended)."""
         stem = stdio_stem(self.workflow_id, job["id"], self.run_id, job.get("attempt_id", 1))
         try:
-            with open(self.stdio / f"{stem}.e", "a") as err:
-                err.write(f"torc: {message}\n")
+            append_note(self.stdio / f"{stem}.e", message)
         except OSError as exc:
             log.warning("could not write to the log of job %s: %s", job["id"], exc)
 

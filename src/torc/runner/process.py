@@ -137,5 +137,10 @@ class JobProcess:
         if self.output is not None and not self.output.stderr.closed:
             self.output.note(message)
             return
-        with open(self.stderr_path, "a") as err:
-            err.write(f"torc: {message}\n")
+        append_note(self.stderr_path, message)
+
+
+def append_note(stderr_path: Path, message: str) -> None:
+    """A line from torc itself at the end of a job's stderr log (created if the job wrote none)."""
+    with open(stderr_path, "a") as err:
+        err.write(f"torc: {message}\n")

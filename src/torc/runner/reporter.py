@@ -137,16 +137,15 @@ class Reporter:
             try:
                 batch = self._send(starts, files, results)
                 failed = False
-            except TorcError as exc:  # unreachable for too long, or given up on (Ctrl-C)
-                self.error, failed = exc, True
+            except Exception as exc:
+                if isinstance(exc, TorcError):  # unreachable for too long, or given up on (Ctrl-C)
+                    self.error = exc
+                else:  # a bug must not silently stop reporting
+                    log.exception("reporting job results failed")
+                failed = True
                 with self._cond:  # back to the front of the queue, in order
                     self._starts[:0], self._files[:0], self._results[:0] = starts, files, results
                     self._oldest = self._oldest or time.monotonic()
-            except Exception:  # a bug must not silently stop reporting
-                log.exception("reporting job results failed")
-                failed = True
-                with self._cond:
-                    self._starts[:0], self._files[:0], self._results[:0] = starts, files, results
             with self._cond:
                 self._in_flight = 0
                 if failed:

@@ -83,19 +83,29 @@ def test_regenerate_retires_the_pending_start_action_and_prints_how_to_submit(sl
     spec = write_spec(tmp_path / "unsubmitted.yaml", {
         "name": "unsubmitted",
         "resource_requirements": [{"name": "small", "num_cpus": 1, "memory": "100m", "runtime": "PT1M"}],
-        "slurm_schedulers": [{"name": "small_scheduler", "account": "test", "walltime": "00:05:00"}],
-        "jobs": [{"name": "a", "command": "true", "resource_requirements": "small"}],
+        "slurm_schedulers": [{"name": "small_scheduler", "account": "test", "walltime": "00:05:00"},
+                             {"name": "stage2", "account": "test", "walltime": "00:05:00"}],
+        "jobs": [{"name": "a", "command": "true", "resource_requirements": "small"},
+                 {"name": "b", "command": "true", "resource_requirements": "small", "depends_on": ["a"],
+                  "scheduler": "stage2"}],
         "actions": [{"trigger_type": "on_workflow_start", "action_type": "schedule_nodes",
-                     "scheduler": "small_scheduler", "scheduler_type": "slurm"}],
+                     "scheduler": "small_scheduler", "scheduler_type": "slurm"},
+                    {"trigger_type": "on_jobs_ready", "action_type": "schedule_nodes", "jobs": ["b"],
+                     "scheduler": "stage2", "scheduler_type": "slurm"}],
     })
     workflow_id = json.loads(torc(server, "-f", "json", "workflows", "create", str(spec)).stdout)["workflow_id"]
     torc(server, "workflows", "initialize", str(workflow_id))
     [old] = client.get(f"workflows/{workflow_id}/actions/pending")
+    [untriggered] = [a["id"] for a in client.get(f"workflows/{workflow_id}/actions") if a["id"] != old["id"]]
     proc = torc(server, "-f", "json", "slurm", "regenerate", str(workflow_id), "-a", "test")
     result = json.loads(proc.stdout)
-    assert result["retired_action_ids"] == [old["id"]]
+    assert result["retired_action_ids"] == [old["id"], untriggered], "the stage-2 action that has not fired too"
     assert client.get(f"workflows/{workflow_id}/actions/pending") == []
     names = {s["name"] for s in client.iter_items("slurm_schedulers", workflow_id=workflow_id)}
-    assert names == {"small_scheduler", "small_regen2_scheduler"}
+    assert names == {"small_scheduler", "stage2", "small_regen2_scheduler", "small_deferred_scheduler"}
+    # the old stage-2 action stays retired when its job becomes ready
+    client.post(f"workflows/{workflow_id}/actions/{untriggered}/retire")  # idempotent
+    old_b = next(a for a in client.get(f"workflows/{workflow_id}/actions") if a["id"] == untriggered)
+    assert old_b["executed"] is True
     assert "torc slurm schedule-nodes" in proc.stderr
     assert slurm_ids(client, workflow_id) == [], "nothing submitted without --submit"

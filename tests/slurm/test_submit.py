@@ -1,5 +1,5 @@
 """`torc submit` on the real single-node Slurm: allocations, the runner inside them, staged
-pipelines, cancel, refused requests and the allocation's time limit."""
+pipelines, cancel and refused requests (time limits and recovery: test_slurm_recover.py)."""
 
 from __future__ import annotations
 
@@ -221,26 +221,3 @@ def test_a_refused_request_names_the_scheduler_and_leaves_nothing(slurm, server,
     assert client.get(f"workflows/{workflow_id}")["name"] == "too_big"
     assert list(client.iter_items("scheduled_compute_nodes", workflow_id=workflow_id)) == []
     assert not list(out.glob("*.sh"))
-
-
-def test_time_limit_records_the_running_job_terminated(slurm, server, client, tmp_path):
-    """A one-minute allocation, a five-minute job: the runner stops it before the allocation ends
-    (or Slurm's SIGTERM does) and it is recorded terminated, ready for `torc recover`."""
-    workflow_id = None
-    try:
-        workflow_id = submit(server, _long_job_spec(tmp_path, "time_limit", "00:01:00"), tmp_path / "out")
-        wait_for(lambda: statuses(client, workflow_id)["long"] == "running", START, "the job to run")
-        wait_for(lambda: statuses(client, workflow_id)["long"] == "terminated", 130, "the job to be terminated",
-                 interval=2)
-        ids = slurm_ids(client, workflow_id)
-        wait_for(lambda: not set(ids) & squeue_ids(), 60, "the allocation to end")
-        wait_for(lambda: allocation_states(client, workflow_id) == ["complete"], 30, "the allocation to be complete")
-        result = next(client.iter_items("results", workflow_id=workflow_id))
-        assert result["return_code"] < 0
-        assert 30 / 60 < result["exec_time_minutes"] < 1.5
-        # `torc submit ID` resumes: the terminated job runs again in a new allocation
-        assert submit(server, str(workflow_id), tmp_path / "out") == workflow_id
-        assert len(slurm_ids(client, workflow_id)) == 2
-        wait_for(lambda: statuses(client, workflow_id)["long"] == "running", START, "the job to run again")
-    finally:
-        cancel_all(client, workflow_id)

@@ -170,14 +170,25 @@ def test_the_runner_claims_what_fits_before_the_end_and_stops_at_it(tmp_path):
             node = next(client.iter_items("compute_nodes", workflow_id=wf))
             assert node["compute_node_type"] == "slurm" and node["scheduler"] == {"slurm_job_id": "1"}
             assert node["time_limit"].startswith("PT1M")
-            # at the end, running jobs are stopped and recorded terminated (queue mode: no runtime needed)
-            wf = _runner_workflow(client, {"long": ("sleep 60", None)})
-            options.end_time, options.max_parallel_jobs, options.idle_timeout = time.time() + 3, 1, 30
+            # at the end, running jobs are stopped and recorded terminated; one whose runtime was not up
+            # goes back to ready for another allocation (queue mode claims ignore runtimes), one past
+            # its runtime was stopped by its runtime limit and stays terminated
+            wf = _runner_workflow(client, {"long": ("sleep 60", "PT1H"), "over": ("sleep 60", "PT1S")})
+            options.end_time, options.max_parallel_jobs, options.idle_timeout = time.time() + 4, 2, 30
             started = time.monotonic()
             summary = LocalRunner(client, wf, options, say=lambda m: None).run()
             assert time.monotonic() - started < 15
-            assert [j["status"] for j in client.iter_items("jobs", workflow_id=wf)] == ["terminated"]
-            assert summary.terminated == 1 and not summary.interrupted
+            jobs = {j["name"]: j for j in client.iter_items("jobs", workflow_id=wf)}
+            assert (jobs["long"]["status"], jobs["long"]["attempt_id"]) == ("ready", 2)
+            assert (jobs["over"]["status"], jobs["over"]["attempt_id"]) == ("terminated", 1)
+            results = {r["job_id"]: r for r in client.iter_items("results", workflow_id=wf, all_runs=True)}
+            assert results[jobs["long"]["id"]]["status"] == "terminated", "the stopped attempt keeps its result"
+            assert summary.terminated == 1 and summary.retried == 1 and not summary.interrupted
+            # queue mode: no claims once less than min_time_for_new_jobs is left
+            wf = _runner_workflow(client, {"late": ("true", None)})
+            options.end_time, options.min_time_for_new_jobs, options.idle_timeout = time.time() + 3, 10, 1
+            LocalRunner(client, wf, options, say=lambda m: None).run()
+            assert [j["status"] for j in client.iter_items("jobs", workflow_id=wf)] == ["ready"]
     finally:
         server.stop()
 

@@ -97,15 +97,58 @@ def apply(client: TorcClient, plan: RecoveryPlan, recovery_hook: str | None) -> 
     return recovery.apply_plan(client, plan)
 
 
+def where_option(func: Callable) -> Callable:
+    return click.option("--slurm/--local", "on_slurm", default=None,
+                        help="Rerun in new Slurm allocations / on this machine [default: Slurm when the workflow "
+                             "has Slurm schedulers].")(func)
+
+
+def slurm_mode(client: TorcClient, workflow_id: int, on_slurm: bool | None) -> bool:
+    """Whether recovery reruns in Slurm allocations; lost allocations are reconciled first."""
+    from torc.cli.slurm_cmds import reconcile_slurm
+    from torc.slurm.regenerate import runs_on_slurm
+
+    if on_slurm is None:
+        on_slurm = runs_on_slurm(client, workflow_id)
+    if on_slurm:
+        reconcile_slurm(client, workflow_id)
+    return on_slurm
+
+
+def resubmit(session: Session, client: TorcClient, workflow_id: int, settings: RunSettings,
+             show: bool = True) -> list[dict[str, Any]] | None:
+    """New Slurm allocations for the workflow's unfinished jobs, unless allocations that are still
+    queued or running will take them; None when no job is left to run."""
+    from torc.cli.slurm_cmds import plan_workflow, submit_regeneration
+    from torc.cli.submit_cmds import _require_server
+    from torc.slurm.regenerate import allocations_in_slurm, apply_regeneration
+
+    _require_server(session)
+    counts = client.get(f"workflows/{workflow_id}/job_counts")["counts"]
+    if not any(counts.get(s) for s in ("ready", "blocked", "uninitialized")):
+        return None
+    live = allocations_in_slurm(client, workflow_id)
+    if live:
+        note(f"{len(live)} Slurm allocation(s) of workflow {workflow_id} are still queued or running; they take the "
+             "jobs (no new allocation requested)")
+        return []
+    plan, jobs = plan_workflow(session, client, workflow_id, None, None)
+    regen = apply_regeneration(client, workflow_id, plan, jobs)
+    note(regen.summary())
+    return submit_regeneration(session, client, regen, settings.output_dir, settings.poll_interval, show=show)
+
+
 @click.command()
 @click.argument("workflow_id", type=int)
 @recover_options
 @click.option("--dry-run", is_flag=True, help="Only show the plan (job, cause, evidence, old -> new resources).")
 @click.option("--no-run", is_flag=True, help="Apply the plan but do not run the workflow (run it with `torc run ID`).")
+@where_option
 @run_options()
 @click.pass_obj
 def recover(session: Session, workflow_id: int, memory_multiplier: float, runtime_multiplier: float,
-            retry_unknown: bool, recovery_hook: str | None, dry_run: bool, no_run: bool, **kwargs: Any) -> None:
+            retry_unknown: bool, recovery_hook: str | None, dry_run: bool, no_run: bool, on_slurm: bool | None,
+            **kwargs: Any) -> None:
     """Rerun the failed jobs of a finished run with more memory or time where they ran out of it.
 
     Each failed or terminated job is diagnosed: out of memory (killed at its memory limit, or a peak
@@ -113,17 +156,25 @@ def recover(session: Session, workflow_id: int, memory_multiplier: float, runtim
     OOM and timeout jobs get NEW resource requirements (`<old>_recovered_<n>`, shared records are
     never edited), then they and their downstream run again on this machine as `torc run ID` would.
     Unknown failures are left alone unless --retry-unknown or --recovery-hook.
+
+    Workflows with Slurm schedulers rerun in new allocations instead (see `torc slurm regenerate`):
+    jobs of allocations Slurm lost go back to ready first, and unfinished jobs get allocations sized
+    for their (new) requirements unless allocations that are still queued or running will take them.
     """
     settings = pop_run_settings(kwargs)
     client = connect(session, settings)
+    on_slurm = slurm_mode(client, workflow_id, on_slurm) if not dry_run else bool(on_slurm)
     plan = make_plan(client, workflow_id, settings, dry_run, memory_multiplier, runtime_multiplier,
                      retry_unknown, recovery_hook)
     for line in plan.notes:
         note(line)
     if not plan.jobs:
-        note(f"Nothing to recover: workflow {workflow_id} has no failed or terminated jobs.")
+        submitted = resubmit(session, client, workflow_id, settings, show=session.fmt != "json") \
+            if on_slurm and not no_run else None
+        if submitted is None:
+            note(f"Nothing to recover: workflow {workflow_id} has no failed or terminated jobs.")
         if session.fmt == "json":
-            emit("json", {**plan.to_json(), "applied": False})
+            emit("json", {**plan.to_json(), "applied": False, "scheduled_compute_nodes": submitted or []})
         return
     if dry_run:
         if session.fmt == "json":
@@ -149,7 +200,14 @@ def recover(session: Session, workflow_id: int, memory_multiplier: float, runtim
         if session.fmt == "json":
             emit("json", {**plan.to_json(), "applied": True})
         else:
-            click.echo(f"Run it with: torc run {workflow_id}")
+            click.echo(f"Run it with: torc {'slurm regenerate --submit' if on_slurm else 'run'} {workflow_id}")
+        return
+    if on_slurm:
+        submitted = resubmit(session, client, workflow_id, settings, show=session.fmt != "json")
+        if session.fmt == "json":
+            emit("json", {**plan.to_json(), "applied": True, "scheduled_compute_nodes": submitted or []})
+        else:
+            click.echo(f"Follow it with: torc watch {workflow_id}")
         return
     summary = run_local(session, client, workflow_id, settings)
     report_run(session, client, workflow_id, summary, settings, {"recovery": {**plan.to_json(), "applied": True}})
@@ -176,14 +234,16 @@ def _failures(client: TorcClient, workflow_id: int) -> list[dict[str, Any]]:
 @click.option("--max-retries", type=click.IntRange(min=0), default=3, show_default=True,
               help="With --recover: at most this many recovery rounds.")
 @recover_options
+@where_option
 @run_options(poll_interval=False)
 @click.pass_obj
 def watch(session: Session, workflow_id: int, poll_interval: float, auto_recover: bool, max_retries: int,
           memory_multiplier: float, runtime_multiplier: float, retry_unknown: bool, recovery_hook: str | None,
-          **kwargs: Any) -> None:
+          on_slurm: bool | None, **kwargs: Any) -> None:
     """Follow a workflow until it finishes: a line whenever the job counts change, jobs of dead
     runners cleaned up every round. Exits 0 when it completes without failures, 1 (listing them)
-    otherwise; with --recover, failures are recovered and run again here, up to --max-retries rounds.
+    otherwise; with --recover, failures are recovered and run again here (or, for workflows with
+    Slurm schedulers, in new allocations), up to --max-retries rounds.
     """
     settings = pop_run_settings(kwargs)
     client = connect(session, settings)
@@ -193,6 +253,7 @@ def watch(session: Session, workflow_id: int, poll_interval: float, auto_recover
     last: dict[str, int] | None = None
     waiting_noted = False
     while True:
+        on_slurm_now = slurm_mode(client, workflow_id, on_slurm)
         orphans = manager.find_orphans(client, workflow_id)
         if orphans:
             manager.fail_orphans(client, workflow_id, orphans)
@@ -203,6 +264,13 @@ def watch(session: Session, workflow_id: int, poll_interval: float, auto_recover
             note(f"{stamp} workflow {workflow_id}: {_counts_line(counts)}")
             last = counts
         state = client.get(f"workflows/{workflow_id}/is_complete")
+        if not state["is_complete"] and auto_recover and on_slurm_now and rounds < max_retries \
+                and counts.get("ready") and _stranded(client, workflow_id):
+            rounds += 1
+            note(f"Recovery round {rounds} of at most {max_retries}: {counts['ready']} ready job(s) and no "
+                 "allocation to run them")
+            resubmit(session, client, workflow_id, settings, show=session.fmt != "json")
+            continue
         if not state["is_complete"]:
             if not waiting_noted and client.get(f"workflows/{workflow_id}/is_uninitialized")["is_uninitialized"]:
                 note(f"Workflow {workflow_id} has not started; waiting (start it with: torc run {workflow_id})")
@@ -234,11 +302,22 @@ def watch(session: Session, workflow_id: int, poll_interval: float, auto_recover
         for line in apply(client, plan, recovery_hook):
             note(line)
         _hint_skipped(plan)
+        if on_slurm_now:
+            resubmit(session, client, workflow_id, settings, show=session.fmt != "json")
+            last = None
+            continue
         summary = run_local(session, client, workflow_id, settings)
         if summary.interrupted:
             note(f"Interrupted. Carry on with: torc run {workflow_id}")
             raise SystemExit(130)
         last = None
+
+
+def _stranded(client: TorcClient, workflow_id: int) -> bool:
+    """No runner and no queued or running allocation is left to take the ready jobs."""
+    from torc.slurm.regenerate import allocations_in_slurm
+
+    return not recovery.active_runners(client, workflow_id) and not allocations_in_slurm(client, workflow_id)
 
 
 def _finish(session: Session, workflow_id: int, counts: dict[str, int], failures: list[dict[str, Any]],

@@ -20,7 +20,7 @@ import yaml
 from torc.cli.common import done, list_records, note, paging_options, pass_session, show_record, update_record
 from torc.cli.output import emit
 from torc.cli.session import Session
-from torc.core.errors import InvalidInputError, TorcError
+from torc.core.errors import InvalidInputError
 
 SLURM_COLUMNS = ["id", "name", "account", "partition", "nodes", "walltime", "mem", "gres", "qos"]
 PLAN_COLUMNS = ["scheduler", "partition", "resource_requirements", "jobs", "nodes", "walltime", "mem", "gres",
@@ -298,18 +298,6 @@ def slurm_parse_logs(session: Session, workflow_id: int, output_dir: Path | None
 # ---- regenerate -------------------------------------------------------------------------------
 
 
-def _unique_name(name: str, taken: set[str]) -> str:
-    if name not in taken:
-        taken.add(name)
-        return name
-    base = name.removesuffix("_scheduler")
-    n = 2
-    while f"{base}_regen{n}_scheduler" in taken:
-        n += 1
-    taken.add(f"{base}_regen{n}_scheduler")
-    return f"{base}_regen{n}_scheduler"
-
-
 @slurm.command("regenerate")
 @click.argument("workflow_id", type=int)
 @planning_options("the workflow's")
@@ -326,102 +314,85 @@ def slurm_regenerate(session: Session, workflow_id: int, account: str | None, pr
     """Plan new Slurm schedulers for a workflow's unfinished jobs (ready, blocked, uninitialized),
     e.g. after its allocations were cancelled or ran out of time.
 
-    The workflow's pending Slurm schedule_nodes actions are marked executed; new scheduler configs
+    The workflow's Slurm schedule_nodes actions that have not run (triggered or not) are retired; new scheduler configs
     and schedule_nodes actions (is_recovery) are created: jobs waiting on others get on_jobs_ready
     actions, the rest start allocations, requested now with --submit (otherwise with
     `torc slurm schedule-nodes`).
     """
-    from torc.cli.hpc_cmds import registry, resolve_profile
-    from torc.cli.submit_cmds import _output_dir, _poll_interval, _require_server, _show_submitted
-    from torc.slurm.plan import REGENERATE_STATUSES, plan_schedulers, spec_from_records
-    from torc.slurm.submit import schedule_slurm_nodes
+    from torc.slurm.regenerate import apply_regeneration
 
-    client = _require_server(session) if submit_now else session.client()
-    workflow = client.get(f"workflows/{workflow_id}")
-    jobs = list(client.iter_items("jobs", workflow_id=workflow_id, include_relationships=True))
-    rrs = list(client.iter_items("resource_requirements", workflow_id=workflow_id))
-    spec = spec_from_records(workflow, jobs, rrs)
-    if not spec["jobs"]:
-        raise InvalidInputError(f"workflow {workflow_id} has no jobs that are {', '.join(REGENERATE_STATUSES)}: "
-                                "nothing to plan (rerun failed or terminated jobs with `torc recover` first)")
-    reg = registry(session)
-    profile = resolve_profile(session, profile_name, reg=reg)
-    if not account:
-        defaults = spec.get("slurm_defaults")
-        account = (defaults.get("account") if isinstance(defaults, dict) else None) or reg.account_for(profile)
-    plan = plan_schedulers(spec, profile, account=account, single_allocation=single_allocation, group_by=group_by,
-                           walltime_strategy=walltime_strategy, walltime_multiplier=walltime_multiplier,
-                           source=f"workflow {workflow_id}")
-    for warning in plan.warnings:
-        note(f"Warning: {warning}")
+    client = _regenerate_client(session, submit_now)
+    plan, jobs = plan_workflow(session, client, workflow_id, account, profile_name, single_allocation=single_allocation,
+                               group_by=group_by, walltime_strategy=walltime_strategy,
+                               walltime_multiplier=walltime_multiplier)
     if dry_run:
+        count = sum(len(p.jobs) for p in plan.schedulers)
         if session.fmt == "json":
             emit("json", {"workflow_id": workflow_id, "profile": plan.profile, "account": plan.account,
-                          "jobs": len(spec["jobs"]), "schedulers": plan.summary_rows(),
+                          "jobs": count, "schedulers": plan.summary_rows(),
                           "total_allocations": plan.total_allocations, "warnings": plan.warnings})
         else:
             emit("table", plan.summary_rows(), PLAN_COLUMNS,
                  f"Slurm plan for workflow {workflow_id} (profile {plan.profile}, account {plan.account})")
             click.echo(f"{len(plan.schedulers)} scheduler(s), {plan.total_allocations} allocation(s) for "
-                       f"{len(spec['jobs'])} job(s). Dry run: nothing changed.")
+                       f"{count} job(s). Dry run: nothing changed.")
         return
-
-    # the old plan: its pending Slurm schedule_nodes actions must not request allocations any more
-    retired = []
-    for action in client.get(f"workflows/{workflow_id}/actions/pending"):
-        config = action.get("action_config") or {}
-        if action["action_type"] == "schedule_nodes" and config.get("scheduler_type") == "slurm" \
-                and not action.get("persistent"):
-            try:
-                client.post(f"workflows/{workflow_id}/actions/{action['id']}/claim", {"compute_node_id": None})
-                retired.append(action["id"])
-            except TorcError:
-                pass  # claimed meanwhile
-    job_ids = {j["name"]: j["id"] for j in jobs}
-    taken = {s.get("name") for s in client.iter_items("slurm_schedulers", workflow_id=workflow_id)}
-    created: list[dict[str, Any]] = []
-    start: list[tuple[int, dict[str, Any]]] = []
-    for planned in plan.schedulers:
-        body = {**planned.spec, "name": _unique_name(planned.spec["name"], taken), "workflow_id": workflow_id}
-        scheduler = client.post("slurm_schedulers", body)
-        for name in planned.jobs:  # pin the jobs to their new scheduler (what strict matching claims by)
-            client.put(f"jobs/{job_ids[name]}", {"scheduler_id": scheduler["id"]})
-        for action in planned.actions:
-            config = {"scheduler_type": "slurm", "scheduler_id": scheduler["id"],
-                      "num_allocations": action["num_allocations"],
-                      "start_one_worker_per_node": bool(action.get("start_one_worker_per_node"))}
-            new = {"trigger_type": action["trigger_type"], "action_type": "schedule_nodes", "action_config": config,
-                   "is_recovery": True}
-            if action.get("jobs"):
-                new["job_ids"] = sorted(job_ids[n] for n in action["jobs"])
-            record = client.post(f"workflows/{workflow_id}/actions", new)
-            created.append({"scheduler": scheduler["name"], "scheduler_id": scheduler["id"],
-                            "action_id": record["id"], "trigger": action["trigger_type"],
-                            "allocations": action["num_allocations"], "jobs": len(action.get("jobs") or planned.jobs)})
-            if action["trigger_type"] == "on_workflow_start":
-                start.append((scheduler["id"], config))
-    summary = (f"Workflow {workflow_id}: {len(plan.schedulers)} new Slurm scheduler(s) for {len(spec['jobs'])} "
-               f"job(s) (profile {plan.profile}, account {plan.account}); "
-               f"{len(retired)} old pending action(s) marked executed.")
+    regen = apply_regeneration(client, workflow_id, plan, jobs)
     if not submit_now:
         if session.fmt == "json":
-            emit("json", {"workflow_id": workflow_id, "retired_action_ids": retired, "created": created})
+            emit("json", {"workflow_id": workflow_id, "retired_action_ids": regen.retired, "created": regen.created})
         else:
-            emit("table", created, ["scheduler", "scheduler_id", "action_id", "trigger", "allocations", "jobs"],
+            emit("table", regen.created, ["scheduler", "scheduler_id", "action_id", "trigger", "allocations", "jobs"],
                  "New Slurm schedulers and actions")
-        note(summary)
-        for scheduler_id, config in start:
+        note(regen.summary())
+        for scheduler_id, config in regen.start:
             note(f"  request its start allocations with `torc slurm schedule-nodes {workflow_id} "
                  f"--scheduler-config-id {scheduler_id} -n {config['num_allocations']}` (or pass --submit)")
         return
-    note(summary)
+    note(regen.summary())
+    submit_regeneration(session, client, regen, output_dir, poll_interval)
+
+
+def _regenerate_client(session: Session, submit_now: bool) -> Any:
+    from torc.cli.submit_cmds import _require_server
+
+    return _require_server(session) if submit_now else session.client()
+
+
+def plan_workflow(session: Session, client: Any, workflow_id: int, account: str | None, profile_name: str | None,
+                  **planning: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """torc.slurm.regenerate.plan_for_workflow with the profile and default account the CLI resolves."""
+    from torc.cli.hpc_cmds import registry, resolve_profile
+    from torc.slurm.regenerate import plan_for_workflow
+
+    reg = registry(session)
+    profile = resolve_profile(session, profile_name, reg=reg)
+    plan, jobs = plan_for_workflow(client, workflow_id, profile, account, default_account=reg.account_for(profile),
+                                   **planning)
+    for warning in plan.warnings:
+        note(f"Warning: {warning}")
+    return plan, jobs
+
+
+def submit_regeneration(session: Session, client: Any, regen: Any, output_dir: Path | None,
+                        poll_interval: float | None, show: bool = True) -> list[dict[str, Any]]:
+    """Request a regenerated plan's start allocations (and show them)."""
+    from torc.cli.submit_cmds import _output_dir, _poll_interval, _show_submitted
+    from torc.slurm.regenerate import submit_start_allocations
+
     out = _output_dir(session, output_dir)
-    poll = _poll_interval(session, poll_interval)
-    keep = session.config().client.slurm.keep_submission_scripts
-    submitted = []
-    for scheduler_id, config in start:
-        submitted += schedule_slurm_nodes(client, workflow_id, scheduler_id, int(config["num_allocations"]), out,
-                                          poll_interval=poll,
-                                          start_one_worker_per_node=config["start_one_worker_per_node"],
-                                          keep_submission_scripts=keep)
-    _show_submitted(session, workflow_id, submitted, out)
+    submitted = submit_start_allocations(client, regen, out, poll_interval=_poll_interval(session, poll_interval),
+                                         keep_submission_scripts=session.config().client.slurm.keep_submission_scripts)
+    if show:
+        _show_submitted(session, regen.workflow_id, submitted, out)
+    return submitted
+
+
+def reconcile_slurm(client: Any, workflow_id: int) -> int:
+    """Put back the jobs of allocations Slurm lost (torc.slurm.lost), a note for each; how many."""
+    from torc.slurm.lost import reconcile_lost_allocations
+
+    lost = reconcile_lost_allocations(client, workflow_id)
+    for gone in lost:
+        note(gone.describe())
+    return len(lost)

@@ -365,7 +365,14 @@ def import_(session: Session, source: Any, name: str | None, skip_results: bool,
 @pass_session
 def sync_status(session: Session, workflow_id: int, dry_run: bool) -> None:
     """Find jobs held by runners that are gone (inactive or dead compute nodes): running ones are failed
-    (return code -128) so they can be reset; claimed ones that never started go back to ready."""
+    (return code -128) so they can be reset; claimed ones that never started go back to ready.
+
+    Jobs of Slurm allocations that Slurm no longer lists (node failure, killed allocation) go back
+    to ready at once, each keeping a terminated result."""
+    if not dry_run:
+        from torc.cli.slurm_cmds import reconcile_slurm
+
+        reconcile_slurm(session.client(), workflow_id)  # lost Slurm allocations: their jobs back to ready
     orphans = manager.find_orphans(session.client(), workflow_id)
     if not dry_run:
         manager.fail_orphans(session.client(), workflow_id, orphans)

@@ -55,6 +55,7 @@ log = logging.getLogger("torc.runner")
 
 PREFETCH_SECONDS = 0.5  # claim ahead about this much work when jobs are shorter than this
 MAX_QUEUED = 1000  # never hold more claimed-but-unstarted jobs than this
+ALLOCATION_REQUEUES = 5  # a job stopped by its allocation's end goes back to ready at most this often
 FILES_IN_BULK = 8  # more unknown output files than this in one claim: load the workflow's file list
 
 
@@ -79,6 +80,8 @@ class RunnerOptions:
     # terminated then), what the runner registers as, and whether it submits Slurm allocations for
     # schedule_nodes actions.
     end_time: float | None = None
+    # queue mode claims ignore runtimes: no new claims once less than this is left before end_time
+    min_time_for_new_jobs: float | None = None
     scheduler_config_id: int | None = None
     strict_scheduler_match: bool = False
     compute_node_type: str = "local"
@@ -417,6 +420,8 @@ class LocalRunner:
         left = self._seconds_left()
         if left is not None and left < 1:
             return 0  # no time left in the allocation for anything
+        if left is not None and self.options.max_parallel_jobs and left < (self.options.min_time_for_new_jobs or 0):
+            return 0  # a job claimed now would likely be stopped by the allocation's end
         sched = {"time_limit": self._time_limit(), "scheduler_config_id": self.options.scheduler_config_id}
         sched = {k: v for k, v in sched.items() if v is not None}
         strict = True if self.options.strict_scheduler_match and self.options.scheduler_config_id else None
@@ -641,6 +646,8 @@ class LocalRunner:
                     status, rc = "failed", 1
             item = self._completion(job, status, rc, seconds / 60, usage, proc)
             suffix = f" ({proc.stop_reason})" if proc.stop_reason else ""
+            if proc.stop_reason == "allocation ending" and self._requeue(job, item, seconds):
+                continue
             if status == "failed":
                 decision = self._apply_handler(job, rc, item, suffix)
                 if decision is True:  # retried (perhaps after its recovery script)
@@ -654,6 +661,27 @@ class LocalRunner:
             self.reporter.finished(item)
             self._count(job, status, rc)
             self.say(f"job {job['name']} (id {job['id']}) {status} (return code {rc}){suffix}")
+
+    def _requeue(self, job: dict[str, Any], item: dict[str, Any], seconds: float) -> bool:
+        """A job stopped by its allocation's end before its own runtime was up is not at fault: it
+        goes back to ready for another allocation (this attempt keeps its terminated result). One
+        that overran its runtime stays terminated, for `torc recover` to give it more time."""
+        runtime_s = self._needs(job)[4]
+        if runtime_s and seconds >= runtime_s:
+            return False
+        if job.get("attempt_id", 1) > ALLOCATION_REQUEUES:
+            self._note(job, f"stopped by the end of its allocation again; not requeued after "
+                            f"{job.get('attempt_id', 1)} attempts")
+            return False
+        item["result"]["status"] = "terminated"
+        self._note(job, "stopped: its allocation ended before the job's runtime was up; requeued for another "
+                        "allocation")
+        self.reporter.retry(item, ALLOCATION_REQUEUES)
+        self.summary.retried += 1
+        self.summary.return_codes[job["name"]] = item["result"]["return_code"]
+        self.say(f"job {job['name']} (id {job['id']}) stopped by the allocation's end; requeued (attempt "
+                 f"{job.get('attempt_id', 1) + 1} can run in another allocation)")
+        return True
 
     def _count(self, job: dict[str, Any], status: str, rc: int) -> None:
         if status == "pending_failed":

@@ -110,6 +110,19 @@ def claim_action(ctx: Context, workflow_id: int, action_id: int, compute_node_id
     return {"claimed": True, "action_id": action_id}
 
 
+def retire_action(ctx: Context, workflow_id: int, action_id: int) -> Values:
+    """Take an action out of play whether or not it has triggered (`torc slurm regenerate` replaces
+    a workflow's allocation plan): it is marked executed and no longer persistent. Reinitializing
+    the workflow arms it again."""
+    with ctx.store.write() as conn:
+        if conn.fetchone("SELECT id FROM workflow_action WHERE id = ? AND workflow_id = ?",
+                         (action_id, workflow_id)) is None:
+            raise NotFoundError(f"action {action_id} not found in workflow {workflow_id}")
+        conn.execute("UPDATE workflow_action SET executed = 1, persistent = 0, executed_at = COALESCE(executed_at, ?)"
+                     " WHERE id = ?", (now_iso(), action_id))
+    return {"retired": True, "action_id": action_id}
+
+
 def trigger(conn: Connection, workflow_id: int, trigger_type: str, changed_ids: list[int] | None = None) -> None:
     """Advance trigger counts for one trigger event, inside the caller's transaction."""
     rows = conn.fetchall(

@@ -540,6 +540,8 @@ def retry_job(ctx: Context, job_id: int, run_id: int, max_retries: int = 3, resu
             raise InvalidInputError(f"job {job_id}: max retries ({max_retries}) reached after {job['attempt_id']} attempts")
         if result and result.get("return_code") is not None:
             failed_status = current if current in DONE or current == S.PENDING_FAILED else S.FAILED
+            if current == S.RUNNING and result.get("status") in ("terminated", int(S.TERMINATED)):
+                failed_status = S.TERMINATED  # stopped from outside (its allocation ended), then requeued
             _insert_result(conn, job, failed_status, run_id, result)
         conn.execute(
             "UPDATE job SET status = ?, attempt_id = attempt_id + 1, active_compute_node_id = NULL,"

@@ -10,7 +10,10 @@ local runner's loop with:
   compute_node_expiration_buffer_seconds (at most a quarter of the allocation's time limit, so a
   short allocation is not used up by the buffer). Claims carry the time left as `time_limit`, so
   jobs that cannot finish are not claimed; at the end the running jobs are stopped and recorded
-  `terminated`, and the runner exits before Slurm kills it;
+  `terminated` (those whose runtime was not up yet go back to ready for another allocation), and
+  the runner exits before Slurm kills it. In queue mode, whose claims ignore runtimes, no new
+  claims once less than compute_node_min_time_for_new_jobs_seconds (300, at most a quarter of the
+  time limit) is left;
 - SIGTERM (Slurm's at its time limit, or scancel) handled as an interrupt: running jobs are
   recorded `terminated`, so `torc recover` or `workflows reset-status --failed-only` reruns them;
 - Slurm schedule_nodes actions fired here: a staged pipeline's next allocation is requested by the
@@ -150,8 +153,11 @@ def run_allocation(url: str, workflow_id: int, output_dir: Path, *, max_parallel
             buffer = workflow.get("compute_node_expiration_buffer_seconds")
             buffer = 60.0 if buffer is None else max(0.0, float(buffer))
             limit = _time_limit_seconds(fields)
-            if limit:
+            min_time = workflow.get("compute_node_min_time_for_new_jobs_seconds")
+            min_time = 300.0 if min_time is None else max(0.0, float(min_time))
+            if limit:  # neither may use up a short allocation
                 buffer = min(buffer, limit / 4)
+                min_time = min(min_time, limit / 4)
             if end is not None:
                 end_time = end - buffer
             say(f"Slurm job {slurm_job_id} (node {node_index}, {socket.gethostname()}): {resources['num_cpus']} CPUs, "
@@ -162,7 +168,8 @@ def run_allocation(url: str, workflow_id: int, output_dir: Path, *, max_parallel
                 output_dir=output_dir, **resources, max_parallel_jobs=max_parallel_jobs,
                 poll_interval=poll_interval or 30.0, progress=False,
                 server_retry_seconds=60.0 * float(workflow.get("compute_node_wait_for_healthy_database_minutes") or 20),
-                end_time=end_time, scheduler_config_id=scn["scheduler_config_id"] if scn else None,
+                end_time=end_time, min_time_for_new_jobs=min_time if max_parallel_jobs else None,
+                scheduler_config_id=scn["scheduler_config_id"] if scn else None,
                 strict_scheduler_match=strict_scheduler_match, compute_node_type="slurm",
                 scheduler_info={"slurm_job_id": slurm_job_id, "scheduled_compute_node_id": scn["id"] if scn else None,
                                 "node_id": node_index, "nodelist": env.get("SLURM_JOB_NODELIST"),

@@ -98,9 +98,9 @@ def scancel(job_ids: list[str]) -> None:
         run_slurm(["scancel", *job_ids])
 
 
-def squeue_states(job_ids: list[str] | None = None) -> dict[str, str]:
+def squeue_states(job_ids: list[str] | None = None, retry_for: float | None = None) -> dict[str, str]:
     """Slurm job id -> state (PENDING, RUNNING, ...) of the jobs Slurm still lists (all when None)."""
-    proc = run_slurm(["squeue", "-h", "-o", "%i|%T"])
+    proc = run_slurm(["squeue", "-h", "-o", "%i|%T"], retry_for=retry_for)
     states = {}
     for line in proc.stdout.splitlines():
         job_id, _, state = line.strip().partition("|")

@@ -233,6 +233,12 @@ def claim_action(ctx: Ctx, id: int, action_id: int, body: AnyBody = None):
     return JSON(actions.claim_action(ctx, id, action_id, node))
 
 
+@router.post("/workflows/{id}/actions/{action_id}/retire", operation_id="retire_action")
+def retire_action(ctx: Ctx, id: int, action_id: int):
+    """Extension: mark an action executed whether or not it has triggered (regenerated plans)."""
+    return JSON(actions.retire_action(ctx, id, action_id))
+
+
 @router.post("/workflows/{id}/remote_workers", operation_id="create_remote_workers")
 def create_remote_workers(ctx: Ctx, id: int, body: Annotated[list[str], Body()]):
     return JSON(workflows.add_remote_workers(ctx, id, body))

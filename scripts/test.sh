@@ -8,6 +8,7 @@ bash scripts/install.sh
 if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null && [ -z "${TORC_TEST_NO_SLURM:-}" ]; then
   bash scripts/slurm-up.sh --with-dbd || echo "warning: Slurm could not be started; the Slurm tests will be skipped" >&2
   bash scripts/sshd-up.sh || echo "warning: the test sshd could not be started; the SSH tests in tests/remote will be skipped" >&2
+  bash scripts/chromium-up.sh || echo "warning: Chromium could not be installed; the browser tests in tests/dashboard will be skipped" >&2
 fi
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

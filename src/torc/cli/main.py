@@ -10,8 +10,10 @@ import click
 
 from torc.cli import (
     config_cmds,
+    dash_cmd,
     hpc_cmds,
     inspect_cmds,
+    mcp_cmd,
     plot_cmds,
     recover_cmds,
     remote_cmds,
@@ -20,6 +22,7 @@ from torc.cli import (
     run_cmd,
     slurm_cmds,
     submit_cmds,
+    tui_cmd,
     workflow_cmds,
 )
 from torc.cli.session import Session, TorcGroup
@@ -80,6 +83,9 @@ for _command in (run_cmd.run, recover_cmds.recover, recover_cmds.watch, inspect_
                  hpc_cmds.hpc, slurm_cmds.slurm):
     main.add_command(_command)
 main.add_command(remote_cmds.remote)
+main.add_command(dash_cmd.dash)
+main.add_command(mcp_cmd.mcp)
+main.add_command(tui_cmd.tui)
 for _command in submit_cmds.COMMANDS:  # torc submit, submit-slurm, slurm-job-runner
     main.add_command(_command)
 for _command in submit_cmds.SLURM_COMMANDS:  # torc slurm schedule-nodes, slurm sacct

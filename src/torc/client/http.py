@@ -41,6 +41,9 @@ def error_message(response: httpx.Response) -> str:
 
 
 class TorcClient:
+    """The synchronous HTTP client of torc's REST API: request/get/post/put/delete, iter_items for
+    paged listings, and TorcError subclasses for error responses."""
+
     def __init__(self, url: str | None = None, transport: httpx.BaseTransport | None = None, timeout: float = 120.0,
                  auth: tuple[str, str] | None = None, retry_seconds: float = 0.0):
         """retry_seconds > 0: keep retrying requests that could not reach the server (it may be

@@ -76,4 +76,7 @@ def create_app(config: ServerConfig | None = None, store: Store | None = None) -
     install_error_handlers(app)
     for module in (service, workflows, jobs, resources, access, events_stream):
         app.include_router(module.router, prefix=API_PREFIX)
+    from torc.dashboard import mount_dashboard
+
+    mount_dashboard(app)  # the web dashboard at `/`, after the API routes
     return app

@@ -238,17 +238,6 @@ def jobs_list_failure_handlers(session: Session, workflow_id: int, job_id: int |
 
 
 PENDING_FAILED_COLUMNS = ["id", "name", "attempt_id", "return_code", "failure_handler_id", "command"]
-# Result fields a `resolve --fail` copies from the pending_failed result into the failed one.
-RESULT_BODY_FIELDS = ("attempt_id", "compute_node_id", "return_code", "exec_time_minutes", "completion_time",
-                      "peak_memory_bytes", "avg_memory_bytes", "peak_cpu_percent", "avg_cpu_percent")
-
-
-def pending_failed_jobs(session: Session, workflow_id: int) -> list[Record]:
-    """The workflow's pending_failed jobs, each with its current result (`result`) and return code."""
-    client = session.client()
-    results = {r["job_id"]: r for r in client.iter_items("results", workflow_id=workflow_id, status="pending_failed")}
-    return [{**job, "return_code": results.get(job["id"], {}).get("return_code"), "result": results.get(job["id"])}
-            for job in client.iter_items("jobs", workflow_id=workflow_id, status="pending_failed")]
 
 
 @jobs.command("pending-failed")
@@ -257,7 +246,9 @@ def pending_failed_jobs(session: Session, workflow_id: int) -> list[Record]:
 def jobs_pending_failed(session: Session, workflow_id: int) -> None:
     """Jobs that failed with no failure-handler rule for their return code in a workflow with
     use_pending_failed: they wait for `torc jobs resolve` (retry or fail)."""
-    rows = pending_failed_jobs(session, workflow_id)
+    from torc.client.pending import pending_failed_jobs
+
+    rows = pending_failed_jobs(session.client(), workflow_id)
     if not rows and session.fmt != "json":
         note(f"No pending_failed jobs in workflow {workflow_id}.")
         return
@@ -283,48 +274,15 @@ def jobs_resolve(session: Session, workflow_id: int, job_ids: tuple[int, ...], d
         raise click.UsageError("say what to do: --retry or --fail")
     if bool(job_ids) == all_jobs:
         raise click.UsageError("give JOB_ID ... or --all (not both)")
+    from torc.client import pending
+
     client = session.client()
-    waiting = {job["id"]: job for job in pending_failed_jobs(session, workflow_id)}
-    if all_jobs:
-        targets = list(waiting.values())
-        if not targets:
-            done(session, f"No pending_failed jobs in workflow {workflow_id}; nothing to do.",
-                 {"workflow_id": workflow_id, "decision": decision, "jobs": []})
-            return
-    else:
-        problems = []
-        for job_id in dict.fromkeys(job_ids):
-            if job_id in waiting:
-                continue
-            try:
-                job = client.get(f"jobs/{job_id}")
-            except TorcError as exc:
-                problems.append(exc.message)
-                continue
-            if job["workflow_id"] != workflow_id:
-                problems.append(f"job {job_id} ({job['name']}) belongs to workflow {job['workflow_id']}, "
-                                f"not {workflow_id}")
-            else:
-                problems.append(f"job {job_id} ({job['name']}) is {job['status']}, not pending_failed")
-        if problems:
-            raise TorcError("; ".join(problems) + "; nothing was changed")
-        targets = [waiting[job_id] for job_id in dict.fromkeys(job_ids)]
-    if decision == "retry" and max_retries is not None:
-        used_up = [f"job {job['id']} ({job['name']}) already had {job['attempt_id'] - 1} retries"
-                   for job in targets if job["attempt_id"] - 1 >= max_retries]
-        if used_up:
-            raise TorcError("; ".join(used_up) + f" (--max-retries {max_retries}); nothing was changed")
-    run_id = client.run_id(workflow_id)
-    updated = []
-    for job in targets:
-        if decision == "retry":
-            limit = job["attempt_id"] if max_retries is None else max_retries  # no limit: always one more
-            updated.append(client.post(f"jobs/{job['id']}/retry/{run_id}", max_retries=limit))
-        else:
-            result = job.get("result") or {}
-            body = {key: result[key] for key in RESULT_BODY_FIELDS if result.get(key) is not None}
-            body.setdefault("attempt_id", job["attempt_id"])
-            updated.append(client.post(f"jobs/{job['id']}/complete_job/failed/{run_id}", body))
+    targets = pending.pick(client, workflow_id, None if all_jobs else list(job_ids))
+    if not targets:
+        done(session, f"No pending_failed jobs in workflow {workflow_id}; nothing to do.",
+             {"workflow_id": workflow_id, "decision": decision, "jobs": []})
+        return
+    updated = pending.resolve(client, workflow_id, targets, decision, max_retries)
     names = ", ".join(f"{job['name']} ({job['id']})" for job in targets)
     message = (f"Retrying {len(targets)} job(s): {names}; `torc run {workflow_id}` runs them" if decision == "retry"
                else f"Recorded {len(targets)} job(s) failed: {names}")

@@ -120,16 +120,13 @@ def update(session: Session, workflow_id: int, name: str | None, description: st
 def cancel(session: Session, workflow_id: int) -> None:
     """Cancel a workflow: runners stop, pending and running jobs are canceled, and its pending or
     active Slurm allocations are canceled (scancel)."""
-    client = session.client()
-    record = client.put(f"workflows/{workflow_id}/cancel")
-    from torc.core.errors import TorcError
-    from torc.slurm.submit import cancel_allocations, live_allocations
+    from torc.slurm.submit import cancel_workflow
 
-    if live_allocations(client, workflow_id):
-        try:
-            note(f"canceled Slurm job(s) {', '.join(cancel_allocations(client, workflow_id))}")
-        except TorcError as exc:
-            note(f"warning: the workflow is canceled but its Slurm allocations may not be: {exc.message}")
+    record, slurm_ids, problem = cancel_workflow(session.client(), workflow_id)
+    if slurm_ids:
+        note(f"canceled Slurm job(s) {', '.join(slurm_ids)}")
+    if problem:
+        note(f"warning: the workflow is canceled but its Slurm allocations may not be: {problem}")
     show_record(session, record)
 
 
@@ -254,8 +251,7 @@ def reset_status(session: Session, workflow_id: int, failed_only: bool, then_ini
     downstream of them; completed jobs stay completed. Then `torc run ID` (or -r here) runs them."""
     client = session.client()
     confirm(session, f"Reset {'failed' if failed_only else 'all'} jobs of workflow {workflow_id}?", no_prompts)
-    client.post(f"workflows/{workflow_id}/reset_status", force=force or None)
-    result = client.post(f"workflows/{workflow_id}/reset_job_status", failed_only=failed_only or None)
+    result = manager.reset_jobs(client, workflow_id, failed_only, force)
     if then_initialize:  # a new run (its own run_id, so reruns do not overwrite the old logs)
         manager.reinitialize(client, workflow_id, force=force)
         result = {**result, "run_id": client.run_id(workflow_id), "job_counts": _counts(session, workflow_id)}

@@ -317,6 +317,14 @@ def reinitialize(client: TorcClient, workflow_id: int, force: bool = False,
     return plan
 
 
+def reset_jobs(client: TorcClient, workflow_id: int, failed_only: bool = False, force: bool = False) -> dict[str, Any]:
+    """`torc workflows reset-status [--failed-only]`: clear the workflow's canceled state, then put
+    every job — or the failed, canceled, terminated and pending_failed ones and their downstream —
+    back to uninitialized (completed jobs stay completed with --failed-only)."""
+    client.post(f"workflows/{workflow_id}/reset_status", force=force or None)
+    return client.post(f"workflows/{workflow_id}/reset_job_status", failed_only=failed_only or None) or {}
+
+
 ORPHAN_RETURN_CODE = -128  # torc's code for "the runner holding this job went away"
 
 

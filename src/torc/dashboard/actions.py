@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from torc.client import TorcClient
+from torc.client import TorcClient, manager
 from torc.client.from_spec import create_workflow
 from torc.spec.load import FORMATS, SpecError, parse_text, spec_from_data
 
@@ -42,22 +42,17 @@ def launch_command(api_url: str, command: str, workflow_id: int, output_dir: Pat
 
 def cancel(client: TorcClient, workflow_id: int) -> str:
     """As `torc workflows cancel`: the workflow, its jobs and its live Slurm allocations."""
-    client.put(f"workflows/{workflow_id}/cancel")
-    from torc.core.errors import TorcError
-    from torc.slurm.submit import cancel_allocations, live_allocations
+    from torc.slurm.submit import cancel_workflow
 
-    if live_allocations(client, workflow_id):
-        try:
-            return f"Canceled workflow {workflow_id} and Slurm job(s) {', '.join(cancel_allocations(client, workflow_id))}"
-        except TorcError as exc:
-            return f"Canceled workflow {workflow_id}; its Slurm allocations may not be: {exc.message}"
-    return f"Canceled workflow {workflow_id}"
+    _, slurm_ids, problem = cancel_workflow(client, workflow_id)
+    if problem:
+        return f"Canceled workflow {workflow_id}; its Slurm allocations may not be: {problem}"
+    return f"Canceled workflow {workflow_id}" + (f" and Slurm job(s) {', '.join(slurm_ids)}" if slurm_ids else "")
 
 
 def reset(client: TorcClient, workflow_id: int, failed_only: bool) -> str:
     """As `torc workflows reset-status [--failed-only]`."""
-    client.post(f"workflows/{workflow_id}/reset_status")
-    client.post(f"workflows/{workflow_id}/reset_job_status", failed_only=failed_only or None)
+    manager.reset_jobs(client, workflow_id, failed_only)
     which = "failed jobs" if failed_only else "all jobs"
     return f"Reset {which} of workflow {workflow_id}; run it again with Run"
 

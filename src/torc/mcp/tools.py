@@ -14,13 +14,10 @@ from typing import Any
 
 from torc.client import manager
 from torc.client.http import TorcClient
-from torc.core.errors import InvalidInputError, TorcError
+from torc.core.errors import TorcError
 from torc.reports import check_resource_utilization, diagnose_failure, format_bytes, latest_per_job
 
 FINISHED_BAD = ("failed", "terminated", "canceled", "pending_failed")
-# Result fields a `fail` decision copies from the pending_failed result (as `torc jobs resolve --fail`).
-RESULT_BODY_FIELDS = ("attempt_id", "compute_node_id", "return_code", "exec_time_minutes", "completion_time",
-                      "peak_memory_bytes", "avg_memory_bytes", "peak_cpu_percent", "avg_cpu_percent")
 # Return codes that say the job was killed from outside (signals, a runner that went away): worth a retry.
 TRANSIENT_CODES = {-9, 137, -15, 143, -1, 129, -2, 130, manager.ORPHAN_RETURN_CODE}
 SPEC_FORMATS = ("yaml", "json", "json5", "kdl")
@@ -192,16 +189,14 @@ class TorcTools:
         """Jobs waiting in pending_failed (no failure-handler rule matched their return code), each
         classified: `retry` (killed from outside: signal, OOM, timeout, lost runner) or `fail`
         (the command itself failed), with the reason."""
-        c = self.client
-        results = {r["job_id"]: r for r in c.iter_items("results", workflow_id=workflow_id, status="pending_failed")}
-        rrs = {r["id"]: r for r in c.iter_items("resource_requirements", workflow_id=workflow_id)}
+        from torc.client.pending import pending_failed_jobs
+
+        rrs = {r["id"]: r for r in self.client.iter_items("resource_requirements", workflow_id=workflow_id)}
         jobs = []
-        for job in c.iter_items("jobs", workflow_id=workflow_id, status="pending_failed"):
-            result = results.get(job["id"])
-            decision, reason = classify_failure(job, result, rrs.get(job.get("resource_requirements_id")))
+        for job in pending_failed_jobs(self.client, workflow_id):
+            decision, reason = classify_failure(job, job["result"], rrs.get(job.get("resource_requirements_id")))
             jobs.append({"id": job["id"], "name": job["name"], "attempt_id": job.get("attempt_id"),
-                         "return_code": (result or {}).get("return_code"), "recommendation": decision,
-                         "reason": reason})
+                         "return_code": job["return_code"], "recommendation": decision, "reason": reason})
         return {"workflow_id": workflow_id, "jobs": jobs}
 
     # ---- mutating ----------------------------------------------------------------------------
@@ -244,16 +239,21 @@ class TorcTools:
         return {"workflow_id": workflow_id, "output": proc.stdout.strip()}
 
     def cancel_workflow(self, workflow_id: int) -> dict[str, Any]:
-        """Cancel a workflow: its runners stop and unfinished jobs are canceled."""
-        self.client.put(f"workflows/{workflow_id}/cancel")
-        return {"workflow_id": workflow_id, "canceled": True, **self.get_workflow_status(workflow_id)}
+        """Cancel a workflow: its runners stop, unfinished jobs are canceled, and its pending or
+        active Slurm allocations are canceled (scancel)."""
+        from torc.slurm.submit import cancel_workflow
+
+        _, slurm_ids, problem = cancel_workflow(self.client, workflow_id)
+        extra: dict[str, Any] = {"slurm_jobs_canceled": slurm_ids}
+        if problem:
+            extra["warning"] = f"the workflow is canceled but its Slurm allocations may not be: {problem}"
+        return {"workflow_id": workflow_id, "canceled": True, **extra, **self.get_workflow_status(workflow_id)}
 
     def reset_failed_jobs(self, workflow_id: int) -> dict[str, Any]:
         """Reset failed, canceled, terminated and pending_failed jobs (and their downstream) and
         start a new run in which they are ready again; completed jobs stay completed."""
         c = self.client
-        c.post(f"workflows/{workflow_id}/reset_status")
-        c.post(f"workflows/{workflow_id}/reset_job_status", failed_only=True)
+        manager.reset_jobs(c, workflow_id, failed_only=True)
         manager.reinitialize(c, workflow_id)
         return {"workflow_id": workflow_id, **self.get_workflow_status(workflow_id)}
 
@@ -283,27 +283,11 @@ class TorcTools:
                                     job_ids: list[int] | None = None) -> dict[str, Any]:
         """Decide about pending_failed jobs: decision 'retry' runs them again (next attempt),
         'fail' records them failed (dependents are canceled). job_ids: which ones (default: all)."""
-        if decision not in ("retry", "fail"):
-            raise InvalidInputError(f"decision must be 'retry' or 'fail', not {decision!r}")
-        c = self.client
-        results = {r["job_id"]: r for r in c.iter_items("results", workflow_id=workflow_id, status="pending_failed")}
-        waiting = {j["id"]: j for j in c.iter_items("jobs", workflow_id=workflow_id, status="pending_failed")}
-        wanted = list(dict.fromkeys(job_ids)) if job_ids else list(waiting)
-        problems = [f"job {i} is not pending_failed in workflow {workflow_id}" for i in wanted if i not in waiting]
-        if problems:
-            raise InvalidInputError("; ".join(problems) + "; nothing was changed")
-        run_id = c.run_id(workflow_id)
-        done = []
-        for job_id in wanted:
-            job = waiting[job_id]
-            if decision == "retry":
-                updated = c.post(f"jobs/{job_id}/retry/{run_id}", max_retries=job["attempt_id"])
-            else:
-                result = results.get(job_id) or {}
-                body = {k: result[k] for k in RESULT_BODY_FIELDS if result.get(k) is not None}
-                body.setdefault("attempt_id", job["attempt_id"])
-                updated = c.post(f"jobs/{job_id}/complete_job/failed/{run_id}", body)
-            done.append({"id": job_id, "name": job["name"], "status": updated.get("status")})
+        from torc.client import pending
+
+        jobs = pending.pick(self.client, workflow_id, list(job_ids) if job_ids else None)
+        updated = pending.resolve(self.client, workflow_id, jobs, decision)
+        done = [{"id": u["id"], "name": u["name"], "status": u.get("status")} for u in updated]
         return {"workflow_id": workflow_id, "decision": decision, "jobs": done}
 
 

@@ -182,3 +182,16 @@ def cancel_allocations(client: Any, workflow_id: int) -> list[str]:
         except TorcError as exc:
             log.warning("could not update scheduled compute node %s: %s", node["id"], exc.message)
     return ids
+
+
+def cancel_workflow(client: Any, workflow_id: int) -> tuple[dict[str, Any], list[str], str | None]:
+    """`torc workflows cancel`: cancel on the server (runners stop, unfinished jobs are canceled),
+    then scancel the workflow's pending or active Slurm allocations. Returns the workflow record,
+    the Slurm job ids canceled, and why the allocations may not be canceled (None when fine)."""
+    record = client.put(f"workflows/{workflow_id}/cancel")
+    if not live_allocations(client, workflow_id):
+        return record, [], None
+    try:
+        return record, cancel_allocations(client, workflow_id), None
+    except TorcError as exc:
+        return record, [], exc.message

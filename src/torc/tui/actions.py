@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torc.client import TorcClient, manager
-from torc.core.errors import TorcError
 
 TORC = (sys.executable, "-m", "torc.cli.main")
 
@@ -45,22 +44,18 @@ def initialize(client: TorcClient, workflow_id: int) -> str:
 
 def cancel(client: TorcClient, workflow_id: int) -> str:
     """As `torc workflows cancel`: cancel on the server, then scancel its live Slurm allocations."""
-    client.put(f"workflows/{workflow_id}/cancel")
-    from torc.slurm.submit import cancel_allocations, live_allocations
+    from torc.slurm.submit import cancel_workflow
 
-    if live_allocations(client, workflow_id):
-        try:
-            return f"workflow {workflow_id} canceled (Slurm jobs {', '.join(cancel_allocations(client, workflow_id))})"
-        except TorcError as exc:
-            return f"workflow {workflow_id} canceled, but its Slurm allocations may not be: {exc.message}"
-    return f"workflow {workflow_id} canceled"
+    _, slurm_ids, problem = cancel_workflow(client, workflow_id)
+    if problem:
+        return f"workflow {workflow_id} canceled, but its Slurm allocations may not be: {problem}"
+    return f"workflow {workflow_id} canceled" + (f" (Slurm jobs {', '.join(slurm_ids)})" if slurm_ids else "")
 
 
 def reset_failed(client: TorcClient, workflow_id: int) -> str:
     """As `torc workflows reset-status --failed-only`: failed, canceled, terminated and pending_failed
     jobs and their downstream go back to uninitialized; `torc run ID` runs them again."""
-    client.post(f"workflows/{workflow_id}/reset_status")
-    result = client.post(f"workflows/{workflow_id}/reset_job_status", failed_only=True) or {}
+    result = manager.reset_jobs(client, workflow_id, failed_only=True)
     return f"workflow {workflow_id}: {result.get('updated_count', 0)} job(s) reset"
 
 

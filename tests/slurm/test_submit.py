@@ -221,3 +221,32 @@ def test_a_refused_request_names_the_scheduler_and_leaves_nothing(slurm, server,
     assert client.get(f"workflows/{workflow_id}")["name"] == "too_big"
     assert list(client.iter_items("scheduled_compute_nodes", workflow_id=workflow_id)) == []
     assert not list(out.glob("*.sh"))
+
+
+def test_one_runner_per_node_starts_under_srun(slurm, server, client, tmp_path):
+    """start_one_worker_per_node: the batch script starts the runner as a job step (srun), one per
+    node — on this one-node cluster, one step whose runner finishes the jobs."""
+    out = tmp_path / "out"
+    spec = write_spec(tmp_path / "per_node.yaml", {
+        "name": "per_node",
+        "compute_node_wait_for_new_jobs_seconds": 2,
+        "resource_requirements": [{"name": "small", "num_cpus": 1, "memory": "50m", "runtime": "PT1M"}],
+        "slurm_schedulers": [{"name": "one", "account": "test", "walltime": "00:05:00"}],
+        "jobs": [{"name": f"j{i}", "command": "echo $SLURM_STEP_ID", "resource_requirements": "small"}
+                 for i in range(2)],
+        "actions": [{"trigger_type": "on_workflow_start", "action_type": "schedule_nodes", "scheduler": "one",
+                     "scheduler_type": "slurm", "start_one_worker_per_node": True}],
+    })
+    workflow_id = None
+    try:
+        workflow_id = submit(server, spec, out, env={"TORC_CLIENT__SLURM__KEEP_SUBMISSION_SCRIPTS": "true"})
+        [script] = out.glob("*.sh")
+        assert "srun --ntasks-per-node=1" in script.read_text()
+        wait_for(lambda: client.get(f"workflows/{workflow_id}/is_complete")["is_complete"], START, "the workflow")
+        assert set(statuses(client, workflow_id).values()) == {"completed"}
+        [node] = client.iter_items("compute_nodes", workflow_id=workflow_id)
+        assert node["compute_node_type"] == "slurm" and node["scheduler"]["node_id"] == "0"
+        stdout = [p.read_text().strip() for p in (out / "job_stdio").glob("*.o")]
+        assert stdout and all(s.isdigit() for s in stdout), "jobs ran inside a job step (SLURM_STEP_ID set)"
+    finally:
+        cancel_all(client, workflow_id)

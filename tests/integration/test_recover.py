@@ -80,15 +80,15 @@ def test_oom_job_gets_more_memory_and_completes(client, server, tmp_path):
     assert proc.returncode == 1, explain(proc)
     assert statuses(client, wf) == {"hog": "failed", "after": "canceled"}
 
-    proc = recover(server.url, wf, "--enforce-memory-limits", cwd=tmp_path)
+    # x4: the kill happens at the first sample above 100 MiB, which on a busy machine can catch the
+    # 300-MiB allocation half-way; any such sample times 4 is more than the hog needs
+    proc = recover(server.url, wf, "--enforce-memory-limits", "--memory-multiplier", "4", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     assert "oom" in proc.stdout and "small_recovered_1" in proc.stdout
     assert statuses(client, wf) == {"hog": "completed", "after": "completed"}
     new = rr_of(client, wf, "hog")
     assert new["name"] == "small_recovered_1"
-    # the observed peak times 1.5: about 450 MiB, less when the sample that triggered the kill caught
-    # the allocation half-way on a busy machine; always more than the old 100m x 1.5
-    assert int(new["memory"].rstrip("m")) > 100 * 1.5
+    assert int(new["memory"].rstrip("m")) > 100 * 4  # the observed peak (over the limit) times 4
     assert new["runtime"] == "PT1H" and new["num_cpus"] == 1
     assert requirements(client, wf)["small"]["memory"] == "100m"  # the old record is untouched
     assert rr_of(client, wf, "after")["name"] == "small"  # the job that did not fail keeps it

@@ -73,11 +73,14 @@ class Server:
         self.stop()
 
 
-def start_server(workdir: Path, name: str, profile_dir: Path | None = None, py_spy: str | None = None) -> Server:
-    """Start `torc-server run --port 0` on a fresh SQLite file under workdir and wait for /ping."""
+def start_server(workdir: Path, name: str, profile_dir: Path | None = None, py_spy: str | None = None,
+                 database: str | None = None) -> Server:
+    """Start `torc-server run --port 0` on a fresh SQLite file under workdir (or on `database`, a
+    PostgreSQL URL) and wait for /ping."""
     workdir.mkdir(parents=True, exist_ok=True)
+    extra = ("--database", database) if database else ()  # given twice, click keeps the last
     try:
-        proc = spawn_server(workdir / f"{name}.db", workdir / f"{name}.server.log", "--log-level", "warning")
+        proc = spawn_server(workdir / f"{name}.db", workdir / f"{name}.server.log", "--log-level", "warning", *extra)
     except TorcError as exc:
         raise BenchError(exc.message) from None
     server = Server(proc, workdir)

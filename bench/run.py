@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py                      # default sizes
     .venv/bin/python bench/run.py --only claims --runners 32
     .venv/bin/python bench/run.py --only runner --runner-jobs 10000
+    .venv/bin/python bench/run.py --only claims-pg     # claims on PostgreSQL next to SQLite (scripts/postgres-up.sh)
 
 Every figure is printed with a baseline measured in the same run and the ratio to it; compare
 ratios across runs and machines, not raw numbers. Nothing here asserts on timings. See
@@ -25,9 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import BenchError, Figure, fmt, machine_info, make_workdir  # noqa: E402
 from runner_bench import bench_runner  # noqa: E402
-from scenarios import bench_claims, bench_claims_per_job, bench_creation, bench_fanin, bench_spec  # noqa: E402
+from scenarios import (  # noqa: E402
+    bench_claims,
+    bench_claims_per_job,
+    bench_claims_pg,
+    bench_creation,
+    bench_fanin,
+    bench_spec,
+)
 
-BENCHES = ("creation", "claims", "spec", "fanin", "runner")
+BENCHES = ("creation", "claims", "spec", "fanin", "runner", "claims-pg")
+DEFAULT_BENCHES = BENCHES[:-1]  # claims-pg needs a PostgreSQL server: only when asked for
+DEFAULT_POSTGRES_URL = "postgresql://postgres@localhost:5433/postgres"  # scripts/postgres-up.sh
 DEFAULTS = {"jobs": 100_000, "claim_jobs": 20_000, "per_job_jobs": 2_000, "fan_in": 10_000, "spec_pairs": 50_000,
             "runner_jobs": 10_000}
 QUICK = {"jobs": 5_000, "claim_jobs": 2_000, "per_job_jobs": 300, "fan_in": 1_000, "spec_pairs": 2_500,
@@ -64,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runner-torc-cmd", metavar="CMD",
                    help="runner: run this command line instead of `python -m torc.cli.main` (e.g. another torc "
                         "build); `--url URL run ID --no-progress -o DIR` is appended")
+    p.add_argument("--postgres-url", default=os.environ.get("TORC_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL,
+                   help="claims-pg: PostgreSQL server to make a throwaway database on (default "
+                        "$TORC_TEST_POSTGRES_URL or the scripts/postgres-up.sh cluster)")
     p.add_argument("--workdir", type=Path, help="where the temporary databases go (default: a new temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the databases and server logs")
     p.add_argument("--profile", type=Path, metavar="DIR",
@@ -75,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [n for n in only if n not in BENCHES]
     if unknown:
         p.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHES)}")
-    args.only = only or list(BENCHES)
+    args.only = only or list(DEFAULT_BENCHES)
     sizes = QUICK if args.quick else DEFAULTS
     for key, value in sizes.items():
         if getattr(args, key) is None:
@@ -127,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.per_job_jobs > 0:
             plan.append(("claims_per_job", lambda: bench_claims_per_job(workdir, args.per_job_jobs, args.runners,
                                                                         profile)))
+    if "claims-pg" in args.only:
+        plan.append(("claims-pg", lambda: bench_claims_pg(workdir, args.claim_jobs, args.runners, args.claim_limit,
+                                                          profile, args.postgres_url)))
     if "spec" in args.only:
         plan.append(("spec", lambda: bench_spec(workdir, args.spec_pairs, profile)))
     if "fanin" in args.only:

@@ -25,6 +25,8 @@ from harness import (
 )
 
 from torc.client import TorcClient
+from torc.storage.postgres import PostgresStore
+from torc.storage.sqlite import SqliteStore
 
 perf = time.perf_counter
 
@@ -202,8 +204,9 @@ def _lat_summary(values: list[float]) -> dict[str, float]:
             "p95_ms": round(percentile(values, 95) * 1e3, 2), "max_ms": round(max(values) * 1e3, 2)}
 
 
-def bench_claims(workdir: Path, n_jobs: int, runners: int, limit: int, profile: dict[str, Any]) -> list[Figure]:
-    with start_server(workdir, "claims", **profile) as server:
+def bench_claims(workdir: Path, n_jobs: int, runners: int, limit: int, profile: dict[str, Any],
+                 database: str | None = None, name: str = "claims") -> list[Figure]:
+    with start_server(workdir, name, database=database, **profile) as server:
         with server.client() as api:
             wf, run_id = _ready_workflow(api, "bench-claims", n_jobs)
         claimed: list[int] = []
@@ -254,6 +257,112 @@ def bench_claims(workdir: Path, n_jobs: int, runners: int, limit: int, profile: 
         )
 
     return [batch_fig]
+
+
+def bench_claims_pg(workdir: Path, n_jobs: int, runners: int, limit: int, profile: dict[str, Any],
+                    postgres_url: str) -> list[Figure]:
+    """The batched claims benchmark on PostgreSQL (a fresh database on the server at postgres_url),
+    next to the same benchmark on SQLite in this run: ratio = PostgreSQL jobs/s / SQLite jobs/s."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    try:
+        admin = psycopg.connect(postgres_url, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        raise BenchError(f"claims-pg: no PostgreSQL at {postgres_url} ({exc}); run scripts/postgres-up.sh "
+                         "or pass --postgres-url") from None
+    db = f"torc_bench_{uuid.uuid4().hex[:8]}"
+    with admin:
+        admin.execute(f"CREATE DATABASE {db}")
+        try:
+            # A URL (torc-server takes postgresql:// URLs, not libpq key=value strings).
+            url = urlunsplit(urlsplit(postgres_url)._replace(path=f"/{db}"))
+            if not url.startswith(("postgres://", "postgresql://")):
+                raise BenchError(f"claims-pg: --postgres-url must be a postgresql:// URL, got {postgres_url!r}")
+            version = admin.execute("SHOW server_version").fetchone()[0]
+            _log(f"claims-pg: SQLite first, then PostgreSQL {version} (database {db})")
+            lite = bench_claims(workdir, n_jobs, runners, limit, profile, name="claims-sqlite")[0]
+            pg = bench_claims(workdir, n_jobs, runners, limit, profile, database=url, name="claims-pg")[0]
+            with psycopg.connect(url) as check:  # the server really used PostgreSQL
+                stored = check.execute("SELECT COUNT(*) FROM job").fetchone()[0]
+            if stored != n_jobs:
+                raise BenchError(f"claims-pg: {stored} jobs in {db}, expected {n_jobs}: did the server use it?")
+            admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            admin.execute(f"CREATE DATABASE {db}")
+            direct_n = min(n_jobs, 8000)
+            _log(f"claims-pg: the same work through the service layer in this process (no HTTP), {direct_n:,} jobs")
+            lite_direct = _direct_claims(lambda: SqliteStore(workdir / "claims-direct.db"), direct_n, runners, limit)
+            pg_direct = _direct_claims(lambda: PostgresStore(url), direct_n, runners, limit)
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    return [
+        lite,
+        Figure(
+            "claims_pg_jobs_per_s", f"PostgreSQL {version}, {runners} runners: claim/{limit} + complete_jobs, "
+            f"{n_jobs:,} jobs", pg.value, "jobs/s", lite.value, "the same on SQLite, jobs/s",
+            pg.value / lite.value,
+            pg.extra["server_cpu_s"] / lite.extra["server_cpu_s"] if lite.extra.get("server_cpu_s") else None,
+            extra={**pg.extra, "pg_vs_ping_ratio": round(pg.ratio, 3) if pg.ratio else None,
+                   "note": "ratio = PostgreSQL jobs/s / SQLite jobs/s (above 1: PostgreSQL is faster); "
+                           "cpu ratio = torc-server CPU seconds on PostgreSQL / on SQLite "
+                           "(the PostgreSQL backend's own CPU is not counted)"},
+        ),
+        Figure(
+            "claims_pg_direct_jobs_per_s", f"PostgreSQL, service layer only (no HTTP), {runners} threads: "
+            f"claim_next_jobs/{limit} + complete_jobs, {direct_n:,} jobs", pg_direct, "jobs/s", lite_direct,
+            "the same on SQLite, jobs/s", pg_direct / lite_direct,
+            extra={"note": "ratio = PostgreSQL / SQLite; the database is all there is here, so this is the "
+                           "per-transaction cost (round trips) that HTTP handling hides in the figure above"},
+        ),
+    ]
+
+
+def _direct_claims(open_store: Callable[[], Any], n_jobs: int, threads: int, limit: int) -> float:
+    """jobs/s of claim_next_jobs + complete_jobs called by `threads` threads on one Context."""
+    from torc.service import jobs as job_service
+    from torc.service import lifecycle, workflows
+    from torc.service.common import run_id_of
+    from torc.service.context import Context
+
+    store = open_store()
+    try:
+        ctx = Context(store=store)
+        wf = workflows.create_workflow(ctx, {"name": "bench-direct", "user": "bench"})["id"]
+        job_service.create_jobs(ctx, [{"workflow_id": wf, "name": f"j{i}", "command": "true"} for i in range(n_jobs)])
+        lifecycle.initialize_jobs(ctx, wf)
+        with store.read() as conn:
+            run_id = run_id_of(conn, wf)
+        claimed: list[int] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def work() -> None:
+            try:
+                while jobs := lifecycle.claim_next_jobs(ctx, wf, limit)["jobs"]:
+                    with lock:
+                        claimed.extend(j["id"] for j in jobs)
+                    lifecycle.complete_jobs(ctx, wf, run_id, [
+                        {"job_id": j["id"], "status": "completed", "result": {"return_code": 0, "exec_time_minutes": 0.0}}
+                        for j in jobs])
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        t = perf()
+        pool = [threading.Thread(target=work) for _ in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        seconds = perf() - t
+        if errors:
+            raise BenchError(f"direct claims failed: {errors[0]!r}") from errors[0]
+        if len(claimed) != n_jobs or len(set(claimed)) != n_jobs:
+            raise BenchError(f"direct claims inconsistent: {len(set(claimed))} distinct of {len(claimed)} / {n_jobs}")
+        return n_jobs / seconds
+    finally:
+        store.close()
 
 
 def bench_claims_per_job(workdir: Path, n_jobs: int, runners: int, profile: dict[str, Any]) -> list[Figure]:

@@ -9,6 +9,7 @@ if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/
   bash scripts/slurm-up.sh --with-dbd || echo "warning: Slurm could not be started; the Slurm tests will be skipped" >&2
   bash scripts/sshd-up.sh || echo "warning: the test sshd could not be started; the SSH tests in tests/remote will be skipped" >&2
   bash scripts/chromium-up.sh || echo "warning: Chromium could not be installed; the browser tests in tests/dashboard will be skipped" >&2
+  TORC_TEST_POSTGRES_URL=$(bash scripts/postgres-up.sh) && export TORC_TEST_POSTGRES_URL || echo "warning: PostgreSQL could not be started; the postgres cases in tests/api, tests/storage and tests/integration will be skipped" >&2
 fi
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -1,9 +1,13 @@
-"""Shared fixtures: a real SQLite store in a temp dir, the app in-process, and a client."""
+"""Shared fixtures: a real store (SQLite in a temp dir, or PostgreSQL in a schema of its own), the app
+in-process, and a client."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +17,7 @@ from torc.client import TorcClient
 from torc.server.app import API_PREFIX, ServerConfig, create_app
 from torc.server.process import ServerProcess
 from torc.service.context import Context
+from torc.storage.base import Store
 from torc.storage.sqlite import SqliteStore
 
 
@@ -23,11 +28,91 @@ def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key, raising=False)
 
 
+# ---- storage backends ------------------------------------------------------------------------
+# Tests under tests/api and tests/storage run against every backend (the Store contract: one test
+# suite for every adapter); elsewhere `store` is SQLite. PostgreSQL comes from TORC_TEST_POSTGRES_URL
+# (read at import, before the per-test environment is cleared), by default the throwaway cluster that
+# scripts/postgres-up.sh starts; when none answers, the postgres cases skip and say why. Each
+# postgres test gets a schema of its own, dropped at teardown.
+
+POSTGRES_URL = os.environ.get("TORC_TEST_POSTGRES_URL") or "postgresql://postgres@localhost:5433/postgres"
+BACKENDS = ("sqlite", "postgres")
+_ALL_BACKEND_DIRS = ("api", "storage")
+_postgres_problem: list[str] = []
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    parts = metafunc.definition.path.relative_to(metafunc.config.rootpath).parts
+    explicit = any(m.name == "parametrize" and "backend" in str(m.args[0]) for m in metafunc.definition.iter_markers())
+    if not explicit and len(parts) > 2 and parts[0] == "tests" and parts[1] in _ALL_BACKEND_DIRS:
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+def postgres_or_skip() -> str:
+    """The test server's URL, or skip the test naming the reason."""
+    if not _postgres_problem:
+        try:
+            import psycopg
+
+            psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
+            _postgres_problem.append("")
+        except Exception as exc:  # noqa: BLE001 - any failure means: no PostgreSQL here
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            _postgres_problem.append(f"no PostgreSQL at {POSTGRES_URL} ({first}); run scripts/postgres-up.sh "
+                                     "or set TORC_TEST_POSTGRES_URL")
+    if _postgres_problem[0]:
+        pytest.skip(_postgres_problem[0])
+    return POSTGRES_URL
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str = "torc_test") -> Iterator[str]:
+    """A fresh, empty schema; yields a URL whose search_path puts new tables there."""
+    import psycopg
+
+    url = postgres_or_skip()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@contextlib.contextmanager
+def open_test_store(backend: str, folder: Path) -> Iterator[Store]:
+    if backend == "sqlite":
+        s: Store = SqliteStore(folder / "torc.db")
+        try:
+            yield s
+        finally:
+            s.close()
+        return
+    from torc.storage.postgres import PostgresStore
+
+    with postgres_schema() as url:
+        s = PostgresStore(url, max_size=4)
+        try:
+            yield s
+        finally:
+            s.close()
+
+
 @pytest.fixture
-def store(tmp_path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "torc.db")
-    yield s
-    s.close()
+def backend(request) -> str:
+    """Which Store adapter the test runs on ("sqlite" unless parametrized)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def store(backend, tmp_path) -> Iterator[Store]:
+    with open_test_store(backend, tmp_path) as s:
+        yield s
 
 
 @pytest.fixture
@@ -85,9 +170,9 @@ def check_invariants(store) -> None:
         )
         assert not no_result, f"finished jobs without a current result: {no_result}"
         miscounted = conn.fetchall(
-            "SELECT j.id, j.unfinished_blockers, (SELECT COUNT(*) FROM job_depends_on d JOIN job b"
+            "SELECT * FROM (SELECT j.id, j.unfinished_blockers, (SELECT COUNT(*) FROM job_depends_on d JOIN job b"
             " ON b.id = d.depends_on_job_id WHERE d.job_id = j.id AND b.status NOT IN (5, 6, 7, 8)) AS actual"
-            " FROM job j WHERE j.unfinished_blockers != actual"
+            " FROM job j) c WHERE c.unfinished_blockers != c.actual"
         )
         assert not miscounted, f"unfinished_blockers out of date: {miscounted}"
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import copy
 import json
 import sqlite3
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ import yaml
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator, validators
 
+from tests.conftest import postgres_or_skip
 from torc.server.app import API_PREFIX, ServerConfig, create_app
+from torc.storage.postgres import PostgresStore
 from torc.storage.sqlite import SqliteStore
 
 # The project's own copy of torc 0.12's contract (from shared/torc-api/), so the tests never depend
@@ -597,36 +600,77 @@ FUZZ_EXAMPLES = 6  # per operation and generation mode (and at most): ~1,300 req
 
 
 @pytest.fixture(scope="module")
-def fuzz_template(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
-    """A database holding the realistic workflow, built once; every fuzzed operation gets a copy."""
-    path = tmp_path_factory.mktemp("fuzz") / "template.db"
-    store = SqliteStore(path)
-    try:
-        app = create_app(ServerConfig(completion_check_interval_secs=0.2), store=store)
-        with _open_client(app) as http:
-            ids = build_world(ContractClient(http))
-            ids["result"] = http.get("results", params={"workflow_id": ids["workflow"]}).json()["items"][0]["id"]
-    finally:
-        store.close()
-    return path, ids
+def fuzz_templates(tmp_path_factory) -> Iterator[Callable[[str], tuple[str, dict[str, Any]]]]:
+    """Per backend, a database holding the realistic workflow, built once; every fuzzed operation gets
+    a copy (SQLite: a file backup; PostgreSQL: CREATE DATABASE ... TEMPLATE, ~80 ms)."""
+    built: dict[str, tuple[str, dict[str, Any]]] = {}
+    dropped: list[str] = []
+
+    def build(store: Any) -> dict[str, Any]:
+        try:
+            app = create_app(ServerConfig(completion_check_interval_secs=0.2), store=store)
+            with _open_client(app) as http:
+                ids = build_world(ContractClient(http))
+                ids["result"] = http.get("results", params={"workflow_id": ids["workflow"]}).json()["items"][0]["id"]
+        finally:
+            store.close()
+        return ids
+
+    def get(backend: str) -> tuple[str, dict[str, Any]]:
+        if backend not in built:
+            if backend == "sqlite":
+                path = tmp_path_factory.mktemp("fuzz") / "template.db"
+                built[backend] = (str(path), build(SqliteStore(path)))
+            else:
+                url, name = _pg_database("torc_fuzz_template")
+                dropped.append(name)
+                built[backend] = (name, build(PostgresStore(url, max_size=2)))
+        return built[backend]
+
+    yield get
+    for name in dropped:
+        _pg_admin(f"DROP DATABASE IF EXISTS {name}")
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_or_skip(), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _pg_database(prefix: str, template: str | None = None) -> tuple[str, str]:
+    """A new database on the test server (a copy of `template` if given): (its URL, its name)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    _pg_admin(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    return make_conninfo(**{**conninfo_to_dict(postgres_or_skip()), "dbname": name}), name
 
 
 @pytest.fixture
-def fuzz_http(tmp_path, fuzz_template) -> Iterator[tuple[TestClient, dict[str, Any]]]:
-    template, ids = fuzz_template
-    copy_path = tmp_path / "fuzz.db"
-    src, dst = sqlite3.connect(template), sqlite3.connect(copy_path)
-    try:
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
-    store = SqliteStore(copy_path)
+def fuzz_http(tmp_path, backend, fuzz_templates) -> Iterator[tuple[TestClient, dict[str, Any]]]:
+    template, ids = fuzz_templates(backend)
+    if backend == "sqlite":
+        copy_path = tmp_path / "fuzz.db"
+        src, dst = sqlite3.connect(template), sqlite3.connect(copy_path)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+        store: Any = SqliteStore(copy_path)
+        name = None
+    else:
+        url, name = _pg_database("torc_fuzz", template=template)
+        store = PostgresStore(url, max_size=4)
     try:
         with _open_client(create_app(ServerConfig(completion_check_interval_secs=0.2), store=store)) as http:
             yield http, ids
     finally:
         store.close()
+        if name:
+            _pg_admin(f"DROP DATABASE IF EXISTS {name}")
 
 
 # Which id a path's `{id}` means, by its first segment.

@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterator
 
+import pytest
+
+from tests.conftest import BACKENDS, postgres_schema
+from tests.server_support import start_server
 from torc.client import TorcClient
+from torc.server.process import ServerProcess
 
 N_JOBS = 3000
-N_RUNNERS = 16
+N_RUNNERS = 64
 
 
-def test_concurrent_claims_are_exclusive(live_server):
+@pytest.fixture(params=BACKENDS)
+def claim_server(request, tmp_path) -> Iterator[ServerProcess]:
+    """A real torc-server on SQLite, or on PostgreSQL (a schema of its own; skipped without a server)."""
+    if request.param == "sqlite":
+        server = start_server(tmp_path / "torc.db", tmp_path / "server.log")
+        yield server
+        server.stop()
+        return
+    with postgres_schema("torc_claims") as url:
+        # `--database` given twice: click keeps the last, the URL.
+        server = start_server(tmp_path / "unused.db", tmp_path / "server.log", "--database", url)
+        yield server
+        server.stop()
+
+
+def test_concurrent_claims_are_exclusive(claim_server):
+    """64 runners, each with its own client, claim and complete 3,000 jobs: none twice, none lost."""
+    live_server = claim_server
     with live_server.client() as api:
         wf = api.create_workflow("concurrency")["id"]
         api.post("bulk_jobs", {"jobs": [{"workflow_id": wf, "name": f"j{i}", "command": "true"}
@@ -48,6 +71,7 @@ def test_concurrent_claims_are_exclusive(live_server):
     for t in threads:
         t.join(timeout=240)
     assert not errors, errors
+    assert not any(t.is_alive() for t in threads), "a runner was still claiming after 240 s"
     counts = Counter(claimed)
     assert [job for job, n in counts.items() if n > 1] == []
     assert len(counts) == N_JOBS
@@ -56,8 +80,9 @@ def test_concurrent_claims_are_exclusive(live_server):
         assert api.get("results", workflow_id=wf, limit=1)["total_count"] == N_JOBS
 
 
-def test_concurrent_start_and_complete_single_jobs(live_server):
+def test_concurrent_start_and_complete_single_jobs(claim_server):
     """The per-job endpoints (claim, start_job, complete_job) under contention, with a dependency fan-in."""
+    live_server = claim_server
     with live_server.client() as api:
         wf = api.create_workflow("fan-in")["id"]
         leaves = api.post("bulk_jobs", {"jobs": [{"workflow_id": wf, "name": f"leaf{i}", "command": "true"}

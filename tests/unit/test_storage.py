@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from torc.core.errors import InvalidInputError
 from torc.storage import open_store
 from torc.storage.migrations import load_migrations
 from torc.storage.sqlite import SqliteStore
@@ -86,5 +87,6 @@ def test_open_store_paths(tmp_path):
     s = open_store(f"sqlite:///{tmp_path}/x.db")
     assert (tmp_path / "x.db").exists()
     s.close()
-    with pytest.raises(Exception, match="PostgreSQL"):
-        open_store("postgresql://localhost/torc")
+    # PostgreSQL URLs open the PostgreSQL adapter (tests/storage); an unreachable server is one clear line.
+    with pytest.raises(InvalidInputError, match="cannot connect to PostgreSQL at postgresql://u:\\*\\*\\*@"):
+        open_store("postgresql://u:secret@127.0.0.1:1/torc")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from torc.cli import (
+    access_cmds,
     config_cmds,
     dash_cmd,
     hpc_cmds,
@@ -41,8 +42,17 @@ LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
               help="Output format; json is for scripts [config client.format; default table].")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
               envvar="TORC_LOG_LEVEL", help="Logging detail on stderr [default warn].")
+@click.option("--user", envvar="TORC_USER", default=None,
+              help="User name for the server's authentication [env TORC_USER; default $USER].")
+@click.option("--password", envvar="TORC_PASSWORD", default=None, show_envvar=False,
+              help="Password for the server's authentication [env TORC_PASSWORD]; prefer the env "
+                   "variable or --prompt-password (a flag is visible in the process list).")
+@click.option("--prompt-password", is_flag=True, help="Ask for the password (not echoed).")
+@click.option("--ca-cert", envvar="TORC_CA_CERT", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="PEM CA certificate that verifies an https:// server [env TORC_CA_CERT].")
 @click.pass_context
-def main(ctx: click.Context, url: str | None, database: Path | None, fmt: str | None, log_level: str | None) -> None:
+def main(ctx: click.Context, url: str | None, database: Path | None, fmt: str | None, log_level: str | None,
+         user: str | None, password: str | None, prompt_password: bool, ca_cert: str | None) -> None:
     """torc: run and manage workflows of many jobs.
 
     \b
@@ -55,8 +65,18 @@ def main(ctx: click.Context, url: str | None, database: Path | None, fmt: str | 
         session.fmt = session.config().client.format
     level = {"warn": "warning", "trace": "debug"}.get(log_level or "warn", log_level or "warn")
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if prompt_password:
+        password = click.prompt(f"Password for {user or _login_name()}", hide_input=True, err=True)
+    if password:
+        session.auth = (user or _login_name(), password)
+    session.ca_cert = ca_cert
+    session.export_credentials()
     ctx.obj = session
     ctx.call_on_close(session.stack.close)
+
+
+def _login_name() -> str:
+    return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
 
 
 def _has_config_files() -> bool:
@@ -83,6 +103,7 @@ for _command in (run_cmd.run, recover_cmds.recover, recover_cmds.watch, inspect_
                  hpc_cmds.hpc, slurm_cmds.slurm):
     main.add_command(_command)
 main.add_command(remote_cmds.remote)
+main.add_command(access_cmds.access_groups)
 main.add_command(dash_cmd.dash)
 main.add_command(mcp_cmd.mcp)
 main.add_command(tui_cmd.tui)

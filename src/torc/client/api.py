@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from torc.api import models
-from torc.client.http import TorcClient
+from torc.client.http import TorcClient, auth_from_env
 
 
 class Workflow(models.workflow_model):
@@ -111,16 +111,6 @@ class WorkflowAction(models.workflow_action_model):
 M = TypeVar("M", bound=BaseModel)
 
 
-def auth_from_env(user: str | None = None, password: str | None = None) -> tuple[str, str] | None:
-    """Basic-auth credentials: the password given or TORC_PASSWORD, the user given or TORC_USER,
-    USER, USERNAME. None when there is no password (anonymous access)."""
-    password = password if password is not None else os.environ.get("TORC_PASSWORD")
-    if not password:
-        return None
-    user = user or os.environ.get("TORC_USER") or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
-    return user, password
-
-
 class Resource(Generic[M]):
     """One REST collection (`/jobs`, `/files`, ...): list, iterate, get, create, update, delete."""
 
@@ -177,7 +167,9 @@ class Workflows(Resource[Workflow]):
     def create(self, record: BaseModel | dict[str, Any] | None = None, **fields: Any) -> Workflow:
         """Create a workflow (user defaults to $USER); returns it with its id."""
         body = _body(record, fields)
-        body.setdefault("user", os.environ.get("USER") or os.environ.get("USERNAME") or "unknown")
+        auth = getattr(self.client, "auth", None)
+        body.setdefault("user", auth[0] if auth else (os.environ.get("TORC_USER") or os.environ.get("USER")
+                                                      or os.environ.get("USERNAME") or "unknown"))
         return self.model.model_validate(self.client.post(self.path, body))
 
     def status(self, workflow_id: int) -> WorkflowStatus:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from torc.client import TorcClient
+from torc.core.errors import TorcError
 from torc.core.graph import stages
 from torc.spec.load import SpecError, parse_file, spec_from_data
 from torc.spec.model import ResourceMonitorConfig, WorkflowSpec
@@ -20,7 +21,8 @@ BATCH = 10_000
 
 
 def current_user() -> str:
-    return os.environ.get("USER") or os.environ.get("USERNAME") or getpass.getuser()
+    """The owner of new workflows: the authenticated user (TORC_USER) when set, else the login name."""
+    return os.environ.get("TORC_USER") or os.environ.get("USER") or os.environ.get("USERNAME") or getpass.getuser()
 
 
 def _levels(jobs: list[ResolvedJob]) -> list[list[ResolvedJob]]:
@@ -58,11 +60,16 @@ def create_workflow(client: TorcClient, spec: WorkflowSpec, source: str,
     wf = workflow["id"]
     try:
         _populate(client, wf, spec, jobs, progress)
-    except BaseException:
+    except BaseException as exc:
         try:
             client.delete(f"workflows/{wf}")
-        finally:
-            raise
+        except TorcError as cleanup:  # e.g. the server went down: say what was left behind
+            if isinstance(exc, TorcError):
+                exc.message = (f"{exc.message}; workflow {wf} was left half-created and could not be deleted "
+                               f"({cleanup.message}): delete it with `torc workflows delete {wf}`")
+                exc.args = (exc.message,)
+            raise exc from None
+        raise
     return wf
 
 

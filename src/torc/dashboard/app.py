@@ -41,7 +41,7 @@ class DashboardConfig:
     output_dir: Path = field(default_factory=lambda: Path(os.environ.get(OUTPUT_DIR_ENV) or "torc_output"))
     client_factory: Callable[[str], TorcClient] | None = None  # tests inject an in-process client
     launcher: Launcher = launch_detached
-    _clients: dict[str, TorcClient] = field(default_factory=dict, repr=False)
+    _clients: dict[tuple[str, str | None], TorcClient] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def api_url_for(self, request: Request) -> str:
@@ -56,12 +56,21 @@ class DashboardConfig:
         return f"{str(request.base_url).rstrip('/')}/{API_PATH}"
 
     def client(self, request: Request) -> TorcClient:
+        """The API client for this request. The browser's Basic credentials (torc-server with
+        --require-auth asks for them) are passed on, so the API answers as that user; without
+        them the client uses this process's own (TORC_PASSWORD)."""
         url = self.api_url_for(request)
+        authorization = request.headers.get("authorization")
+        key = (url, authorization)
         with self._lock:
-            if url not in self._clients:
+            if key not in self._clients:
                 factory = self.client_factory or (lambda u: TorcClient(u, timeout=60))
-                self._clients[url] = factory(url)
-            return self._clients[url]
+                client = factory(url)
+                if authorization:
+                    client.http.auth = None
+                    client.http.headers["Authorization"] = authorization
+                self._clients[key] = client
+            return self._clients[key]
 
     def close(self) -> None:
         with self._lock:

@@ -139,12 +139,21 @@ def worker_state(settings: SshSettings, worker: Worker, paths: Paths) -> Outcome
 
 
 def start_worker(settings: SshSettings, worker: Worker, paths: Paths, command: list[str],
-                 settle_seconds: float = 1.0) -> Outcome:
+                 settle_seconds: float = 1.0, credentials: tuple[str, str] | None = None) -> Outcome:
     """mkdir the output dir, refuse if a worker of this workflow already runs there, start `command`
-    under nohup in its own session (PID, log and exit files as above), and check it did not die at once."""
+    under nohup in its own session (PID, log and exit files as above), and check it did not die at once.
+
+    credentials (default: TORC_USER/TORC_PASSWORD of this process): the worker's server login. The
+    password travels on ssh's stdin and reaches the worker as TORC_PASSWORD in its environment."""
+    from torc.client.http import auth_from_env
+
+    credentials = credentials or auth_from_env()
     cmd = " ".join(q(c) for c in command)
     inner = f"echo $$ > {q(paths.pid)}; {cmd}; echo $? > {q(paths.exit)}"
-    script = (f"mkdir -p {q(paths.dir)} || exit 3; "
+    login = ""
+    if credentials is not None:
+        login = f"IFS= read -r TORC_PASSWORD; export TORC_PASSWORD; TORC_USER={q(credentials[0])}; export TORC_USER; "
+    script = (f"{login}mkdir -p {q(paths.dir)} || exit 3; "
               f"S=$({_state_script(paths)}); case $S in running*) echo \"$S\"; exit 4;; esac; "
               f"rm -f {q(paths.pid)} {q(paths.exit)}; "
               "SETSID=$(command -v setsid || true); "
@@ -152,7 +161,8 @@ def start_worker(settings: SshSettings, worker: Worker, paths: Paths, command: l
               f"i=0; while [ ! -s {q(paths.pid)} ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; "
               f"cat {q(paths.pid)}")
     try:
-        proc = ssh_run(settings, worker, _sh(script), check=False, what="starting the worker")
+        proc = ssh_run(settings, worker, _sh(script), check=False, what="starting the worker",
+                       stdin=f"{credentials[1]}\n" if credentials is not None else None)
     except SshError as exc:
         return Outcome(worker, False, exc.message)
     out = proc.stdout.strip()

@@ -72,12 +72,14 @@ def _failure(what: str, worker: Worker, proc: subprocess.CompletedProcess) -> Ss
 
 
 def ssh_run(settings: SshSettings, worker: Worker, command: str, timeout: float | None = 120,
-            check: bool = True, what: str = "remote command") -> subprocess.CompletedProcess:
+            check: bool = True, what: str = "remote command", stdin: str | None = None) -> subprocess.CompletedProcess:
     """Run `command` through the remote user's shell; SshError when ssh fails (exit 255) or, with
-    check, when the command exits non-zero."""
+    check, when the command exits non-zero. `stdin`: text fed to the remote command (secrets go here,
+    never on the command line, which `ps` shows on both machines)."""
+    feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
     try:
-        proc = subprocess.run(settings.ssh_command(worker, command), stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(settings.ssh_command(worker, command), capture_output=True, text=True,
+                              timeout=timeout, **feed)
     except FileNotFoundError:
         raise SshError("the ssh command was not found on this machine (install openssh-client)") from None
     except subprocess.TimeoutExpired:

@@ -24,7 +24,10 @@ def _location(loc: tuple) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TorcError)
     async def torc_error(request: Request, exc: TorcError):
-        return error_response(exc.status_code, exc.message)
+        response = error_response(exc.status_code, exc.message)
+        if exc.status_code == 401:
+            response.headers["WWW-Authenticate"] = 'Basic realm="Torc"'
+        return response
 
     @app.exception_handler(RequestValidationError)
     @app.exception_handler(ValidationError)  # models validated inside a handler (e.g. retry's body)

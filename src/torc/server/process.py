@@ -40,8 +40,9 @@ class ServerProcess:
 
 
 def spawn_server(database: Path, log: Path, *extra: str, host: str = "127.0.0.1",
-                 timeout: float = 30.0) -> ServerProcess:
-    """Run torc-server on `database` (stderr to `log`) and return once it answers /ping."""
+                 timeout: float = 30.0, ca_cert: str | None = None) -> ServerProcess:
+    """Run torc-server on `database` (stderr to `log`) and return once it answers /ping (https when
+    `extra` has --tls-cert; `ca_cert` then verifies it)."""
     database, log = Path(database), Path(log)
     database.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "torc.server.cli", "run", "--host", host, "--port", "0",
@@ -53,9 +54,10 @@ def spawn_server(database: Path, log: Path, *extra: str, host: str = "127.0.0.1"
         process.kill()
         process.wait()
         raise TorcError(f"torc-server did not start ({line or 'no output'}); see {log}:\n{log.read_text()[-2000:]}")
-    server = ServerProcess(process, f"http://{host}:{line.split('=', 1)[1]}/torc-service/v1", database, log)
+    scheme = "https" if "--tls-cert" in extra else "http"
+    server = ServerProcess(process, f"{scheme}://{host}:{line.split('=', 1)[1]}/torc-service/v1", database, log)
     deadline = time.monotonic() + timeout
-    with server.client(timeout=5) as client:
+    with server.client(timeout=5, ca_cert=ca_cert) as client:
         while True:
             try:
                 client.ping()

@@ -47,8 +47,13 @@ def create_group(ctx: Context, body: Values) -> Values:
         return ACCESS_GROUP.to_wire(_require_group(conn, group_id))
 
 
-def list_groups(ctx: Context, offset: int = 0, limit: int | None = None) -> Values:
+def list_groups(ctx: Context, offset: int = 0, limit: int | None = None, member: str | None = None) -> Values:
+    """All groups, or only those `member` belongs to (access control for non-admins)."""
     with ctx.store.read() as conn:
+        if member is not None:
+            mine = " WHERE id IN (SELECT group_id FROM user_group_membership WHERE user_name = ?)"
+            return _access_page(conn, f"SELECT * FROM access_group{mine} ORDER BY id", (member,),
+                                f"SELECT COUNT(*) FROM access_group{mine}", offset, limit, ACCESS_GROUP.to_wire)
         return _access_page(conn, "SELECT * FROM access_group ORDER BY id", (),
                             "SELECT COUNT(*) FROM access_group", offset, limit, ACCESS_GROUP.to_wire)
 
@@ -97,7 +102,9 @@ def list_members(ctx: Context, group_id: int, offset: int = 0, limit: int | None
 
 def remove_member(ctx: Context, group_id: int, user_name: str) -> Values:
     with ctx.store.write() as conn:
-        _require_group(conn, group_id)
+        group = _require_group(conn, group_id)
+        if group["is_system"]:
+            raise ForbiddenError(f"system group {group['name']!r} is managed by the server configuration")
         row = conn.fetchone("SELECT * FROM user_group_membership WHERE group_id = ? AND user_name = ?",
                             (group_id, user_name))
         if row is None:

@@ -300,6 +300,7 @@ _LIST_FILTERS: dict[str, dict[str, Filter]] = {
     },
     COMPUTE_NODE.name: {
         "scheduled_compute_node_id": lambda ctx, v, w: (
-            f"{_json_field(ctx, 'scheduler', 'scheduled_compute_node_id')} = ?", [v]),
+            # compared as text: a JSON number reads back as text on PostgreSQL (`->>`), a number on SQLite
+            f"CAST({_json_field(ctx, 'scheduler', 'scheduled_compute_node_id')} AS TEXT) = CAST(? AS TEXT)", [v]),
     },
 }

@@ -237,7 +237,8 @@ def _candidates(conn: Connection, workflow_id: int, offer: Offer, sort_method: s
     if sort_method == "none":
         # Plain job order, as the jobs were created.
         by_rr = {rr["id"]: rr for rr in groups}
-        for row in conn.iterate(q.READY_IN_ORDER.format(scheduler=scheduler_filter), (workflow_id, *params)):
+        for row in conn.iterate(q.READY_IN_ORDER.format(scheduler=scheduler_filter, lock=conn.lock_claimed_rows),
+                                (workflow_id, *params)):
             rr = by_rr.get(row["rr"])
             if rr is not None:
                 yield Candidate(row["id"], rr["num_cpus"], rr["memory_bytes"], rr["num_gpus"], rr["num_nodes"],
@@ -245,7 +246,8 @@ def _candidates(conn: Connection, workflow_id: int, offer: Offer, sort_method: s
         return
     for rr in groups:
         room = max(limit, 1) * 4
-        rows = conn.column(q.READY_IN_GROUP.format(scheduler=scheduler_filter), (workflow_id, rr["id"], *params, room))
+        rows = conn.column(q.READY_IN_GROUP.format(scheduler=scheduler_filter, lock=conn.lock_claimed_rows),
+                           (workflow_id, rr["id"], *params, room))
         for job_id in rows:
             yield Candidate(job_id, rr["num_cpus"], rr["memory_bytes"], rr["num_gpus"], rr["num_nodes"],
                             rr["runtime_s"])
@@ -288,7 +290,7 @@ def claim_jobs_based_on_resources(
     if prefetch:
         budget = Offer(num_cpus=offer.num_cpus * limit, memory_bytes=offer.memory_bytes * limit,
                        num_gpus=offer.num_gpus * limit, num_nodes=offer.num_nodes * limit, time_limit_s=time_limit_s)
-    with ctx.store.write() as conn:
+    with ctx.store.claim() as conn:
         workflow = require_workflow(conn, workflow_id)
         if _canceled(conn, workflow_id):
             return {"jobs": [], "reason": "Workflow is canceled"}
@@ -310,11 +312,11 @@ def claim_jobs_based_on_resources(
 def claim_next_jobs(ctx: Context, workflow_id: int, limit: int = 10, compute_node_id: int | None = None) -> Values:
     if limit < 0:
         raise InvalidInputError(f"limit must be >= 0, got {limit}")
-    with ctx.store.write() as conn:
+    with ctx.store.claim() as conn:
         require_workflow(conn, workflow_id)
         if _canceled(conn, workflow_id) or limit == 0:
             return {"jobs": []}
-        ids = conn.column(q.NEXT_READY, (workflow_id, limit))
+        ids = conn.column(q.NEXT_READY.format(lock=conn.lock_claimed_rows), (workflow_id, limit))
         return {"jobs": _mark_claimed(conn, workflow_id, ids, compute_node_id)}
 
 

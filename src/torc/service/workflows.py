@@ -9,6 +9,7 @@ from torc.core.claim import SORT_METHODS
 from torc.core.errors import InvalidInputError, NotFoundError
 from torc.core.status import ACTIVE, FINISHED, JobStatus
 from torc.core.units import parse_duration_seconds, parse_memory_bytes
+from torc.service.authz import ACCESSIBLE_WORKFLOW_SQL
 from torc.service.common import (
     envelope,
     now_iso,
@@ -108,6 +109,9 @@ def list_workflows(
     if filters.get("is_archived") is not None:
         where.append("s.is_archived = ?")
         params.append(int(bool(filters["is_archived"])))
+    if filters.get("visible_to") is not None:  # access control: only the user's own and shared workflows
+        where.append(ACCESSIBLE_WORKFLOW_SQL)
+        params += [filters["visible_to"], filters["visible_to"]]
     with ctx.store.read() as conn:
         return paged(
             conn, "workflow w JOIN workflow_status s ON s.id = w.id", where, params,

@@ -75,13 +75,16 @@ def run_slurm(args: list[str], *, retry_for: float | None = None, timeout: float
         raise SlurmError(f"Slurm {args[0]} failed: {message}")
 
 
-def sbatch(script: Path, cwd: Path | None = None) -> str:
+def sbatch(script: Path, cwd: Path | None = None, extra_env: dict[str, str] | None = None) -> str:
     """Submit a batch script; return the Slurm job id. A refused request is a SlurmError naming
-    the scheduler and quoting sbatch."""
+    the scheduler and quoting sbatch. extra_env: variables the allocation inherits (sbatch's default
+    --export=ALL passes the submitting environment on), e.g. the runner's TORC_PASSWORD, which so
+    never appears in the script file."""
     # Submitted from inside an allocation (a staged pipeline's next stage), the new job must not
     # inherit this allocation's SLURM_* variables (sbatch passes the environment on).
     env = {k: v for k, v in os.environ.items()
            if not (k.startswith("SLURM_") and k != "SLURM_CONF") and k != "TORC_SCHEDULED_COMPUTE_NODE_ID"}
+    env.update(extra_env or {})
     try:
         proc = run_slurm(["sbatch", "--parsable", str(script)], cwd=cwd, env=env)
     except SlurmError as exc:

@@ -91,6 +91,12 @@ def batch_script(*, workflow_id: int, scn_id: int, url: str, output_dir: Path, s
     return "\n".join(lines) + "\n"
 
 
+def _credentials_env(client: Any) -> dict[str, str]:
+    """The submitting client's login for the allocation's runner (environment, not script text)."""
+    auth = getattr(client, "auth", None) or getattr(getattr(client, "raw", None), "auth", None)
+    return {"TORC_USER": auth[0], "TORC_PASSWORD": auth[1]} if auth else {}
+
+
 def _defaults(workflow: dict[str, Any]) -> dict[str, Any]:
     raw = workflow.get("slurm_defaults")
     if not raw:
@@ -129,7 +135,7 @@ def schedule_slurm_nodes(client: Any, workflow_id: int, scheduler_config_id: int
                 workflow_id=workflow_id, scn_id=scn["id"], url=client.url, output_dir=output_dir,
                 scheduler=scheduler, defaults=defaults, prefix=prefix, poll_interval=poll_interval,
                 max_parallel_jobs=max_parallel_jobs, start_one_worker_per_node=start_one_worker_per_node))
-            job_id = sbatch(script, cwd=output_dir)
+            job_id = sbatch(script, cwd=output_dir, extra_env=_credentials_env(client))
         except (SlurmError, OSError) as exc:
             _undo(client, scn["id"], script)
             if isinstance(exc, OSError):

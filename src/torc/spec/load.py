@@ -71,7 +71,106 @@ _SpecYamlLoader.add_implicit_resolver(
 )
 
 
+# Limits on the shape of parsed data: deeper nesting overflows the parsers' and validators' stacks,
+# and YAML aliases can make a small file stand for billions of values (or for itself).
+MAX_DEPTH = 100
+MAX_EXPANDED_VALUES = 10_000_000
+
+
+class _Bad(Exception):
+    def __init__(self, message: str, value: Any = None, here: Any = None):
+        self.message, self.value, self.here = message, value, here
+
+
+def _bad_scalar(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return f"the integer {value} is out of range (integers must fit in 64 bits)"
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"the text {value[:40]!r} holds an unpaired surrogate (invalid Unicode)"
+    return None
+
+
+def _walk(node: Any, depth: int, sizes: dict[int, int], open_ids: set[int]) -> int:
+    """The expanded size of a container (memoized by identity, so shared YAML aliases are cheap)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_ids:
+        raise _Bad("a YAML alias refers to a value that contains it (recursive data)", here=node)
+    if depth > MAX_DEPTH:
+        raise _Bad(f"the spec is nested more than {MAX_DEPTH} levels deep")
+    open_ids.add(key)
+    total = 1
+    if isinstance(node, dict):
+        for k in node:
+            if not (type(k) is str and k.isascii()) and _bad_scalar(k):
+                raise _Bad(_bad_scalar(k) or "", value=k)
+        values = node.values()
+    else:
+        values = node
+    for value in values:
+        if isinstance(value, dict | list):
+            total += _walk(value, depth + 1, sizes, open_ids)
+        else:
+            total += 1
+            if type(value) is not str or not value.isascii():
+                problem = _bad_scalar(value)
+                if problem:
+                    raise _Bad(problem, value=value)
+    open_ids.discard(key)
+    sizes[key] = total
+    return total
+
+
+def _where(data: Any, target: Any, by_identity: bool) -> str:
+    """Describe the first place holding `target` (only called to report a problem)."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    seen: set[int] = set()
+    while stack:
+        node, loc = stack.pop()
+        if not isinstance(node, dict | list) or id(node) in seen or len(loc) > MAX_DEPTH:
+            continue
+        seen.add(id(node))
+        items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+        for k, v in items:
+            if (v is target) if by_identity else (k is target or (v is target and not isinstance(v, dict | list))):
+                return _describe(data, (*loc, k))
+            stack.append((v, (*loc, k)))
+    return "top level"
+
+
+def check_shape(data: Any, source: str) -> None:
+    """Raise SpecError for data nested more than MAX_DEPTH levels, holding itself (a recursive YAML
+    alias), whose aliases expand to more than MAX_EXPANDED_VALUES values, or holding values no
+    request can carry (integers beyond 64 bits, strings with unpaired surrogates)."""
+    if not isinstance(data, dict | list):
+        return
+    sizes: dict[int, int] = {}
+    try:
+        total = _walk(data, 1, sizes, set())
+    except _Bad as bad:
+        if bad.here is not None:
+            raise SpecError(source, [f"{_where(data, bad.here, True)}: {bad.message}"]) from None
+        if bad.value is not None:
+            raise SpecError(source, [f"{_where(data, bad.value, False)}: {bad.message}"]) from None
+        raise SpecError(source, [bad.message]) from None
+    if total > MAX_EXPANDED_VALUES and total > len(sizes) * 10:
+        raise SpecError(source, [f"YAML aliases expand the spec to {total} values; at most "
+                                 f"{MAX_EXPANDED_VALUES} are allowed"])
+
+
 def parse_text(text: str, fmt: str, source: str) -> Any:
+    try:
+        data = _parse(text, fmt, source)
+    except RecursionError:
+        raise SpecError(source, [f"the spec is nested too deeply (more than {MAX_DEPTH} levels are not allowed)"]) from None
+    return data  # its shape is checked by spec_from_data (check_shape), which every caller runs next
+
+
+def _parse(text: str, fmt: str, source: str) -> Any:
     try:
         if fmt == "yaml":
             return yaml.load(text, Loader=_SpecYamlLoader)  # noqa: S506 - a SafeLoader subclass
@@ -215,6 +314,7 @@ def spec_from_data(data: Any, source: str) -> tuple[WorkflowSpec, set[str]]:
     """Expand and validate parsed spec data; raise SpecError listing every problem."""
     if not isinstance(data, dict):
         raise SpecError(source, [f"expected a mapping of workflow fields at the top level, found {type(data).__name__}"])
+    check_shape(data, source)
     problems: list[str] = []
     data = dict(data)
     _expand(data, problems)

@@ -16,9 +16,11 @@ def _checked(parse: Callable[[str], object]) -> AfterValidator:
 
     def check(value: str) -> str:
         try:
-            parse(value)
+            parsed = parse(value)
         except InvalidInputError as exc:
             raise ValueError(exc.message) from None
+        if isinstance(parsed, int | float) and not abs(parsed) < 2**63:  # the server stores 64-bit integers
+            raise ValueError(f"{value!r} is too large")
         return value
 
     return AfterValidator(check)
@@ -34,7 +36,7 @@ class Strict(BaseModel):
 
 
 class JobSpec(Strict):
-    name: str
+    name: str = Field(min_length=1)  # the server refuses empty job names
     command: str
     invocation_script: str | None = None
     resource_requirements: str | None = None
@@ -114,9 +116,15 @@ class ResourceMonitorConfig(BaseModel):
     generate_plots: bool = False
 
 
+# The server's lists (service/actions.py): checked here so a typo is reported with the file and action,
+# before anything is created.
+Trigger = Literal["on_workflow_start", "on_workflow_complete", "on_jobs_ready", "on_jobs_complete",
+                  "on_worker_start", "on_worker_complete"]
+
+
 class WorkflowActionSpec(Strict):
-    trigger_type: str
-    action_type: str
+    trigger_type: Trigger
+    action_type: Literal["run_commands", "schedule_nodes"]
     jobs: list[str] | None = None
     job_name_regexes: list[str] | None = None
     commands: list[str] | None = None

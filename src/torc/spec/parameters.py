@@ -32,6 +32,8 @@ MODES = ("product", "zip")
 PARAMETER_KEYS = ("parameters", "parameter_mode", "use_parameters")
 # Guards against typos like "0:1e9" that would otherwise exhaust memory.
 MAX_COMBINATIONS = 1_000_000
+# "{i:>999999999}" would build a gigabyte string per job (or fail with MemoryError).
+MAX_FORMAT_WIDTH = 1000
 
 JOB_FIELDS = (
     "name", "command", "invocation_script", "resource_requirements", "scheduler",
@@ -227,6 +229,8 @@ def format_value(value: Value, spec: str = "") -> str:
     """One value as text. Without a spec floats render like torc (Rust): 1.0 -> "1",
     0.1 -> "0.1", 1e-07 -> "0.0000001" (shortest round-trip digits, never an exponent)."""
     if spec:
+        if any(int(digits) > MAX_FORMAT_WIDTH for digits in re.findall(r"\d+", spec)):
+            raise ParameterError(f"format '{spec}': width and precision must be at most {MAX_FORMAT_WIDTH}")
         if isinstance(value, float) and spec[-1:] in "dxXob" and value.is_integer():
             value = int(value)  # {i:03d} over a float range of whole numbers
         try:
@@ -308,7 +312,7 @@ def _expand_one(item: dict, shared: dict | None, fields: tuple[str, ...]) -> lis
     params = _select(item, shared)
     combos = combinations(params, item.get("parameter_mode") or "product")
     base = {k: v for k, v in item.items() if k not in PARAMETER_KEYS}
-    by_name: dict[Any, tuple[dict, dict]] = {}  # rendered name -> (copy, its combination)
+    by_name: dict[Any, tuple[dict, dict, dict]] = {}  # rendered name -> (copy, its combination, list members)
     for combo in combos:
         rendered = _render_item(base, combo, fields)
         key = rendered.get("name")
@@ -317,8 +321,8 @@ def _expand_one(item: dict, shared: dict | None, fields: tuple[str, ...]) -> lis
         if key in by_name:
             _merge(*by_name[key], rendered, combo)
         else:
-            by_name[key] = (rendered, combo)
-    return [rendered for rendered, _ in by_name.values()]
+            by_name[key] = (rendered, combo, {})
+    return [rendered for rendered, _, _ in by_name.values()]
 
 
 def _select(item: dict, shared: dict | None) -> dict:
@@ -353,12 +357,22 @@ def _render_item(base: dict, combo: dict[str, Value], fields: tuple[str, ...]) -
     return out
 
 
-def _merge(kept: dict, kept_combo: dict, new: dict, new_combo: dict) -> None:
-    """Fold `new` into `kept` (same rendered name): lists are joined, other fields must agree."""
+def _merge(kept: dict, kept_combo: dict, members: dict[str, set], new: dict, new_combo: dict) -> None:
+    """Fold `new` into `kept` (same rendered name): lists are joined, other fields must agree.
+    `members` holds the hashable items of kept's lists, so a fan-in over n combinations is O(n)."""
     for key, value in new.items():
         old = kept.get(key)
         if isinstance(old, list) and isinstance(value, list):
-            old.extend(v for v in value if v not in old)
+            if key not in members:
+                members[key] = {v for v in old if isinstance(v, str | int | float)}
+            seen = members[key]
+            for v in value:
+                if isinstance(v, str | int | float):
+                    if v not in seen:
+                        seen.add(v)
+                        old.append(v)
+                elif v not in old:
+                    old.append(v)
         elif old != value:
             raise ParameterError(
                 f"combinations {_show(kept_combo)} and {_show(new_combo)} both give the name "

@@ -113,14 +113,18 @@ def _resolve(spec: WorkflowSpec, broken: set[str] | frozenset[str]) -> tuple[lis
     handlers = {h.name for h in spec.failure_handlers or []} | broken
     schedulers = {s.name for s in spec.slurm_schedulers or []} | broken
     resolved: list[ResolvedJob] = []
+    hints_left = 10
     for job in spec.jobs:
         label = f"job {job.name!r}"
         found: dict[tuple[str, str], list[str]] = defaultdict(list)
         command = _substitute(job.command, files, data, label, found, problems) or ""
         invocation = _substitute(job.invocation_script, files, data, label, found, problems)
         r = ResolvedJob(job, command, invocation)
-        r.depends_on = _unique((job.depends_on or []) + _match_regexes(
-            job.depends_on_regexes, job_names, "depends_on_regexes", label, problems))
+        if job.name in (job.depends_on or []):
+            problems.append(f"{label}: depends_on names the job itself")
+        # A regex that also matches the job's own name (e.g. "^train_" on "train_all") means the others.
+        r.depends_on = [d for d in _unique((job.depends_on or []) + _match_regexes(
+            job.depends_on_regexes, job_names, "depends_on_regexes", label, problems)) if d != job.name]
         for attr, regex_attr, names, key in (
             ("input_files", "input_file_regexes", files, ("files", "input")),
             ("output_files", "output_file_regexes", files, ("files", "output")),
@@ -136,7 +140,10 @@ def _resolve(spec: WorkflowSpec, broken: set[str] | frozenset[str]) -> tuple[lis
             setattr(r, attr, _unique(explicit + by_regex + found[key]))
         for dep in job.depends_on or []:
             if dep not in known_jobs:
-                close = difflib.get_close_matches(dep, job_names, 1)
+                # difflib costs O(len(job_names)) per name: suggest for the first few only, or a
+                # templated typo across thousands of jobs takes hours to report.
+                hints_left -= 1
+                close = difflib.get_close_matches(dep, job_names, 1) if hints_left >= 0 and len(dep) <= 200 else []
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 problems.append(f"{label}: depends_on refers to undefined job {dep!r}{hint}")
         if job.resource_requirements and job.resource_requirements not in rr_names | {"default"}:
@@ -154,6 +161,8 @@ def _resolve(spec: WorkflowSpec, broken: set[str] | frozenset[str]) -> tuple[lis
                 problems.append(f"{label}: jobs refers to undefined job {name!r}")
         matched = (action.jobs or []) + _match_regexes(action.job_name_regexes, job_names, "job_name_regexes",
                                                        label, problems)
+        if action.action_type == "run_commands" and not action.commands:
+            problems.append(f"{label}: a run_commands action needs commands: a non-empty list of commands")
         if action.trigger_type in ("on_jobs_ready", "on_jobs_complete") and not matched:
             problems.append(f"{label}: a job trigger needs jobs or job_name_regexes that name at least one job")
     if not problems:

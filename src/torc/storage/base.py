@@ -18,6 +18,10 @@ Row = dict[str, Any]
 class Connection(ABC):
     """One connection inside a transaction (write) or a read snapshot (read)."""
 
+    # Appended to a claim's SELECT of ready jobs (inside Store.claim): PostgreSQL locks the rows it
+    # returns and skips those other claims hold; SQLite's claims are exclusive anyway.
+    lock_claimed_rows = ""
+
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement; return the number of affected rows."""
@@ -65,6 +69,11 @@ class Store(ABC):
     @abstractmethod
     def write(self) -> AbstractContextManager[Connection]:
         """An exclusive write transaction: commit on success, roll back on any exception."""
+
+    def claim(self) -> AbstractContextManager[Connection]:
+        """A transaction for claiming ready jobs: exclusive of every other write, but not
+        necessarily of other claims (which then select rows with `lock_claimed_rows`)."""
+        return self.write()
 
     @abstractmethod
     def close(self) -> None: ...

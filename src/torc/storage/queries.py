@@ -87,16 +87,16 @@ FITTING_REQUIREMENTS = (
 # Ready jobs of one resource group, oldest first (format with scheduler=... condition).
 READY_IN_GROUP = (
     f"SELECT id FROM job WHERE workflow_id = ? AND status = {int(S.READY)} AND resource_requirements_id = ?"
-    "{scheduler} ORDER BY id LIMIT ?"
+    "{scheduler} ORDER BY id LIMIT ?{lock}"
 )
 
 # Ready jobs in creation order with their resource group (sort method "none").
 READY_IN_ORDER = (
     f"SELECT id, resource_requirements_id AS rr FROM job WHERE workflow_id = ? AND status = {int(S.READY)}"
-    "{scheduler} ORDER BY id"
+    "{scheduler} ORDER BY id{lock}"
 )
 
-NEXT_READY = f"SELECT id FROM job WHERE workflow_id = ? AND status = {int(S.READY)} ORDER BY id LIMIT ?"
+NEXT_READY = f"SELECT id FROM job WHERE workflow_id = ? AND status = {int(S.READY)} ORDER BY id LIMIT ?{{lock}}"
 
 # Blocked dependents of some just-finished jobs that no longer wait for anyone
 # (job.unfinished_blockers is kept exact by triggers; see migration 0002).

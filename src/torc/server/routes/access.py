@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 
 from torc.api import models as m
+from torc.server.authz import visible_to
 from torc.server.deps import get_ctx
 from torc.server.fastjson import FastJSONRoute
 from torc.server.responses import JSON
@@ -24,8 +25,8 @@ def create_access_group(ctx: Ctx, body: m.access_group_model):
 
 
 @router.get("/access_groups", operation_id="list_access_groups")
-def list_access_groups(ctx: Ctx, offset: int = 0, limit: int | None = None):
-    return JSON(access.list_groups(ctx, offset, limit))
+def list_access_groups(ctx: Ctx, request: Request, offset: int = 0, limit: int | None = None):
+    return JSON(access.list_groups(ctx, offset, limit, member=visible_to(request)))
 
 
 @router.get("/access_groups/{id}", operation_id="get_access_group", response_model=m.access_group_model)

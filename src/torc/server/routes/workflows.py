@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 
 from torc.api import models as m
+from torc.server.authz import visible_to
 from torc.server.deps import get_ctx
 from torc.server.fastjson import FastJSONRoute
 from torc.server.responses import JSON
@@ -21,6 +22,7 @@ AnyBody = Annotated[dict[str, Any] | None, Body()]
 @router.get("/workflows", operation_id="list_workflows", response_model=m.Page[m.workflow_model])
 def list_workflows(
     ctx: Ctx,
+    request: Request,
     offset: int = 0,
     limit: int | None = None,
     sort_by: str | None = None,
@@ -30,7 +32,8 @@ def list_workflows(
     description: str | None = None,
     is_archived: bool | None = None,
 ):
-    filters = {"name": name, "user": user, "description": description, "is_archived": is_archived}
+    filters = {"name": name, "user": user, "description": description, "is_archived": is_archived,
+               "visible_to": visible_to(request)}
     return JSON(workflows.list_workflows(ctx, filters, offset, limit, sort_by, reverse_sort))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import click
@@ -10,19 +9,6 @@ import click
 from torc.cli.common import pass_session
 from torc.cli.session import Session
 from torc.client import DEFAULT_URL
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(128)
-    return sock
 
 
 @click.command()
@@ -53,7 +39,9 @@ def dash(session: Session, host: str, port: int, output_dir: Path) -> None:
         if not server_reachable(api_url):
             click.secho(f"warning: no torc-server answers at {api_url}; pages will show the error until it does",
                         fg="yellow", err=True)
-    sock = _bind(host, port)
+    from torc.server.cli import bind_socket
+
+    sock = bind_socket(host, port)
     actual = sock.getsockname()[1]
     if port == 0:
         click.echo(f"TORC_DASH_PORT={actual}")

@@ -37,7 +37,8 @@ def _server_class():
     return GracefulServer
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: any free one); a clear error when it is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -123,7 +124,7 @@ def run(database: str, host: str, port: int, completion_check_interval_secs: flo
         raise click.ClickException(exc.message) from None
     except Exception as exc:  # sqlite3.OperationalError and friends
         raise click.ClickException(f"cannot open database {database!r}: {exc}") from None
-    sock = _bind(host, port)
+    sock = bind_socket(host, port)
     actual_port = sock.getsockname()[1]
     if port == 0:
         print(f"TORC_SERVER_PORT={actual_port}", flush=True)

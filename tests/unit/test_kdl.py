@@ -540,6 +540,13 @@ def test_dict_to_kdl_rejects_what_kdl_cannot_hold():
         dict_to_kdl({"name": "x", "jobs": {"a": 1}})
 
 
+def test_keys_ending_in_a_newline_are_quoted():
+    """Found by the property test below: `re.match`'s `$` also matches before a final newline."""
+    spec = {"name": "x", "metadata": {"A\n": None, "B": 1}}
+    assert '"A\\n" #null' in dict_to_kdl(spec)
+    assert roundtrip(spec) == spec
+
+
 def test_special_floats_round_trip():
     back = roundtrip({"name": "f", "metadata": [math.inf, -math.inf]})
     assert back["metadata"] == [math.inf, -math.inf]

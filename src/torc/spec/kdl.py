@@ -587,7 +587,7 @@ def _quote(s: str) -> str:
 
 
 def _needs_quotes(name: str) -> bool:
-    return not _IDENT.match(name) or name in _KEYWORDS
+    return not _IDENT.fullmatch(name) or name in _KEYWORDS  # (match's `$` also matches before a final \n)
 
 
 def _ident(name: Any) -> str:

@@ -4,13 +4,13 @@ as a user would from a shell, so the dashboard can stop without stopping them.""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from torc import background
 from torc.client import TorcClient, manager
 from torc.client.from_spec import create_workflow
 from torc.spec.load import FORMATS, SpecError, parse_text, spec_from_data
@@ -22,11 +22,7 @@ LAUNCHED = ("run", "submit", "recover")
 
 def launch_detached(argv: list[str], log: Path) -> int:
     """Start argv in its own session (it outlives the dashboard), stdout and stderr to `log`."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
-    return process.pid
+    return background.launch_detached(argv, log).pid
 
 
 def launch_command(api_url: str, command: str, workflow_id: int, output_dir: Path,

@@ -217,15 +217,14 @@ class TorcTools:
         """Start `torc run WORKFLOW_ID` on the MCP server's machine in the background (jobs run
         there, logs go to the output directory); poll get_workflow_status to follow it."""
         self.client.get(f"workflows/{workflow_id}")  # NotFoundError for an unknown id
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         log = self.output_dir / f"mcp_run_wf{workflow_id}.log"
         args = [*self.torc_command, "--url", self.client.url, "run", str(workflow_id), "-o", str(self.output_dir),
                 "--no-progress"]
         if max_parallel_jobs:
             args += ["--max-parallel-jobs", str(max_parallel_jobs)]
-        with open(log, "ab") as handle:
-            proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=_child_env())
+        from torc.background import launch_detached
+
+        proc = launch_detached(args, log, env=_child_env())
         self.children = [p for p in self.children if p.poll() is None] + [proc]
         return {"workflow_id": workflow_id, "pid": proc.pid, "log": str(log),
                 "note": "running in the background; poll get_workflow_status until is_complete"}

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from torc.background import launch_detached
 from torc.client import TorcClient, manager
 
 TORC = (sys.executable, "-m", "torc.cli.main")
@@ -77,7 +78,4 @@ def log_path(output_dir: Path, action: str, workflow_id: int) -> Path:
 
 def launch(argv: list[str], log: Path) -> subprocess.Popen:
     """Start a detached command, its stdout and stderr appended to `log`."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    return launch_detached(argv, log)
